@@ -1,0 +1,62 @@
+/*
+ * madnis_bridge.h — the C ABI between one compiled process library and Python (cffi).
+ *
+ * One shared library = one process (one MG5 SubProcesses/P* directory, or the project's reference process).
+ * The library holds global state (MadEvent keeps its state in COMMON blocks); it is NOT re-entrant and, for
+ * MG5, the phase-space channel is frozen by the first evaluation. Python therefore runs each library in worker
+ * processes and routes points of one channel to one worker (madnis_plugin/bridge/pool.py).
+ *
+ * Conventions
+ *  - channels are 0-based indices into the library's channel list (MG5 config = channel + 1).
+ *  - r is row-major double[n][n_dims] with every entry in [0, 1].
+ *  - momenta is row-major double[n][n_external][4], (E, px, py, pz) in GeV, partonic c.m. frame for MG5.
+ *  - weight[k] = f(x)/g_channel(x) in pb: matrix element with PDFs, cuts, flux and phase-space Jacobian,
+ *    *without* the channel weight, so that  integral over flat r of alpha[k][channel]*weight[k] = sigma_channel.
+ *  - alpha is row-major double[n][n_channels], rows sum to 1 (the prior channel weights, SDE style).
+ *  - status[k]: 0 ok, 1 cut (weight 0), 2 failed mapping (weight 0), 3 non-finite (weight 0), 4 error.
+ *  - every return code: 0 = ok, else one of MB_ERR_*; mb_last_error gives a message.
+ *  - a Fortran STOP must not kill the caller: the shim redirects it into MB_ERR_STOP where it can; Python
+ *    additionally isolates each library in a worker process so that a real abort is an exception, not a crash.
+ */
+#ifndef MADNIS_BRIDGE_H
+#define MADNIS_BRIDGE_H
+
+#define MB_ABI_VERSION 1
+
+#define MB_OK 0
+#define MB_ERR_INIT 1      /* init failed or not called */
+#define MB_ERR_CHANNEL 2   /* channel out of range, or a second channel in a frozen-channel library */
+#define MB_ERR_INPUT 3     /* bad n, r outside [0,1], null pointer */
+#define MB_ERR_STOP 4      /* a Fortran STOP was intercepted */
+#define MB_ERR_INTERNAL 5
+
+#define MB_POINT_OK 0
+#define MB_POINT_CUT 1
+#define MB_POINT_FAILED_MAPPING 2
+#define MB_POINT_NONFINITE 3
+#define MB_POINT_ERROR 4
+
+int mb_abi_version(void);
+
+/* Initialise from a directory (for MG5: the P* directory; the library chdirs to a scratch subdirectory of it).
+ * sde_strategy: 1 or 2 (MG5's channel-weight strategy); the reference process accepts 1 and 2 as well.
+ * seed: drives nothing random in evaluate (evaluate is deterministic in r); kept for MadEvent's own RNG init. */
+int mb_init(const char *process_dir, int sde_strategy, int seed);
+
+/* Sizes. n_subprocesses = number of P-group subprocesses (1 for the reference process). */
+int mb_info_sizes(int *n_dims, int *n_external, int *n_incoming, int *n_channels, int *n_subprocesses,
+                  int *sde_strategy);
+/* pdg[n_external], masses[n_external] (GeV), ebeam[2] (GeV), lpp[2] (MG5 beam types). */
+int mb_info_particles(int *pdg, double *masses, double *ebeam, int *lpp);
+/* channel_diagram[n_channels]: the diagram number each channel maps (MG5 MAPCONFIG);
+ * channel_group[n_channels]: group index (channels in one group share a flow), 0-based. */
+int mb_info_channels(int *channel_diagram, int *channel_group);
+
+/* Evaluate n points. Deterministic: the same (channel, r) always gives the same output. */
+int mb_evaluate(int n, const int *channels, const double *r, double *momenta, double *weight, double *alpha,
+                int *status);
+
+/* Copy the last error message (NUL-terminated, truncated to len-1). Returns its full length. */
+int mb_last_error(char *buf, int len);
+
+#endif

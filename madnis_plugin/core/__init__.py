@@ -1,0 +1,1 @@
+"""madnis_plugin.core"""
