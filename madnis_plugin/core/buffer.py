@@ -81,12 +81,13 @@ class ReplayBuffer:
         n = r.shape[0]
         if n >= self.capacity:
             for k, v in new.items():
-                getattr(self, k).copy_(v[-self.capacity :])
+                getattr(self, k).copy_(v[-self.capacity :])  # copy_ casts dtype and device
             self.size, self.pos = self.capacity, 0
             return
         slots = (self.pos + torch.arange(n, device=self.r.device)) % self.capacity
         for k, v in new.items():
-            getattr(self, k)[slots] = v.to(getattr(self, k).device)
+            dest = getattr(self, k)
+            dest[slots] = v.to(dest.device, dest.dtype)
         self.pos = (self.pos + n) % self.capacity
         self.size = min(self.size + n, self.capacity)
 

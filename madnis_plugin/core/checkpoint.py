@@ -67,6 +67,7 @@ def trainer_state(trainer: Trainer) -> dict[str, Any]:
             "train_time_s": trainer.train_time_s,
         },
         "history": trainer.history.to_dict(),
+        "target": getattr(trainer, "target", None),
     }
 
 
@@ -78,6 +79,12 @@ def save_checkpoint(trainer: Trainer, path: str | Path) -> Path:
     torch.save(trainer_state(trainer), buf)
     atomic_write_bytes(path, buf.getvalue())
     return Path(path)
+
+
+def read_target(path: str | Path) -> str | None:
+    """The target string (e.g. ``toy:camel``) recorded in a checkpoint, or None."""
+    state = torch.load(Path(path), map_location="cpu", weights_only=False)
+    return state.get("target")
 
 
 class CheckpointError(ValueError):
@@ -122,6 +129,7 @@ def load_checkpoint(path: str | Path, integrand: Integrand, **config_overrides: 
     trainer.invalid = dict(c["invalid"])
     trainer.skipped_steps = int(c["skipped_steps"])
     trainer.train_time_s = float(c["train_time_s"])
+    trainer.target = state.get("target")
     for k, v in state["history"].items():
         setattr(trainer.history, k, list(v))
     return trainer

@@ -130,6 +130,21 @@ def unweight(events: WeightedEvents, w_max: float, generator: torch.Generator, n
     return UnweightedEvents(idx, mult * unit, unit, w_max, eff, overweight, n_tried)
 
 
+def combine_channels(s1: Tensor, s2: Tensor, counts: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-channel estimates from sums: (I_i = S1/N_i, Δ_i² = σ_i²/N_i) with the unbiased σ_i² (eq. 10-11).
+
+    Args: s1, s2 float64 ``[C]`` = Σ v and Σ v² per channel; counts int64 ``[C]``.
+    The total is I = Σ_i I_i with Δ² = Σ_i Δ_i² (independent channels).
+    """
+    nf = counts.to(torch.float64)
+    has = counts > 0
+    mean = torch.where(has, s1 / nf.clamp_min(1.0), torch.zeros_like(s1))
+    var = torch.where(counts > 1, (s2 / nf.clamp_min(1.0) - mean**2) * nf / (nf - 1.0).clamp_min(1.0),
+                      torch.zeros_like(s1)).clamp_min(0.0)
+    err2 = torch.where(has, var / nf.clamp_min(1.0), torch.zeros_like(var))
+    return mean, err2
+
+
 @torch.no_grad()
 def integrate(trainer: Trainer, n: int | None = None, *, seed: int | None = None) -> IntegrationResult:
     """Refine-phase integral from ``n`` fresh points of the frozen model (default config.n_integration)."""
@@ -164,12 +179,7 @@ def integrate(trainer: Trainer, n: int | None = None, *, seed: int | None = None
                     name = _STATUS_NAMES.get(int(code), f"status_{int(code)}")
                     status_counts[name] = status_counts.get(name, 0) + int(cnt)
             bar.update(int(ch.shape[0]))
-    nf = counts.to(torch.float64)
-    has = counts > 0
-    mean = torch.where(has, s1 / nf.clamp_min(1.0), torch.zeros_like(s1))
-    var = torch.where(counts > 1, (s2 / nf.clamp_min(1.0) - mean**2) * nf / (nf - 1.0).clamp_min(1.0),
-                      torch.zeros_like(s1)).clamp_min(0.0)
-    err2 = torch.where(has, var / nf.clamp_min(1.0), torch.zeros_like(var))
+    mean, err2 = combine_channels(s1, s2, counts)
     integral = float(mean.sum())
     error = math.sqrt(float(err2.sum()))
     rel_std = math.sqrt(n_tot) * error / abs(integral) if integral != 0 else float("inf")
