@@ -22,17 +22,18 @@ from typing import Any, Sequence
 DEFAULT_TARGET = "toy:crossed_ring"
 
 
-def _config(args: argparse.Namespace):
+def _config(args: argparse.Namespace, target: str | None = None):
+    """Recipe of the target (if any) < TOML file < --seed/--steps/--set."""
     from .core.config import load_config, parse_overrides
+    from .recipes import recipe_for
 
+    base = recipe_for(target) if target and not getattr(args, "no_recipe", False) else {}
     overrides: dict[str, Any] = parse_overrides(args.set or [])
     if args.seed is not None:
         overrides["seed"] = args.seed
     if getattr(args, "steps", None) is not None:
         overrides["n_steps"] = args.steps
-    if getattr(args, "json", False) and "progress" not in overrides:
-        overrides.setdefault("progress", "true" if sys.stderr.isatty() else "false")
-    return load_config(args.config, overrides)
+    return load_config(args.config, overrides, base=base)
 
 
 def _result_dict(result, target: str, integrand) -> dict[str, Any]:
@@ -84,7 +85,7 @@ def cmd_integrate(args: argparse.Namespace) -> int:
             print(f"{name:24s} {doc}")
         return 0
     target = args.target or DEFAULT_TARGET
-    config = _config(args)
+    config = _config(args, target)
     integrand = resolve_target(target)
     from .core import Trainer, integrate
 
@@ -116,7 +117,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         trainer = load_checkpoint(ckpt, integrand, **overrides)
         print(f"resuming from step {trainer.step} of {trainer.config.n_steps}", file=sys.stderr)
     else:
-        trainer = Trainer(integrand, _config(args))
+        trainer = Trainer(integrand, _config(args, args.target))
     trainer.target = args.target  # recorded in the checkpoint so `sample` can rebuild the integrand
     trainer.train(checkpoint_path=str(ckpt), checkpoint_every=args.checkpoint_every)
     print(f"checkpoint written: {ckpt} (step {trainer.step})")
@@ -172,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--config", help="TOML file with MadnisConfig keys (top level or [madnis])")
         sp.add_argument("--seed", type=int, help="random seed (overrides the config)")
         sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one config key (repeatable)")
+        sp.add_argument("--no-recipe", action="store_true",
+                        help="ignore the target's recipe (madnis_plugin/recipes.py) and use plain defaults")
 
     sp = sub.add_parser("integrate", help="train and integrate a target; print the result")
     sp.add_argument("target", nargs="?", help=f"toy:NAME or reference (default {DEFAULT_TARGET})")

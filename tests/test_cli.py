@@ -64,3 +64,30 @@ def test_train_then_sample(tmp_path, capsys):
     # resume: asking for more steps continues from the checkpoint
     assert main(["train", "toy:resonances", "--checkpoint", str(ck), "--resume", "--steps", "40", *FAST[2:]]) == 0
     assert "resuming from step 30" in capsys.readouterr().err
+
+
+def test_reference_process_through_bridge_and_core(capsys):
+    """The Fortran reference process trained by the core: σ within 5σ of the exact value."""
+    args = ["integrate", "reference", "--json", "--seed", "2", "--set", "n_steps=60", "--set", "batch_size=256",
+            "--set", "vegas_samples=2000", "--set", "vegas_iterations=3", "--set", "n_integration=10000",
+            "--set", "progress=false"]
+    assert main(args) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["unit"] == "pb" and d["channel_names"] == ["photon", "Z"]
+    assert abs(d["integral"] - d["exact"]) < 5 * d["error"]
+    assert d["error"] / d["integral"] < 0.01
+
+
+def test_recipe_precedence(tmp_path):
+    from madnis_plugin.cli import _config, build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["integrate", "toy:crossed_ring"])
+    assert _config(args, "toy:crossed_ring").flow_blocks == 6
+    f = tmp_path / "c.toml"
+    f.write_text("flow_blocks = 4\nn_steps = 10\n")
+    args = parser.parse_args(["integrate", "toy:crossed_ring", "--config", str(f), "--set", "n_steps=20"])
+    cfg = _config(args, "toy:crossed_ring")
+    assert cfg.flow_blocks == 4 and cfg.n_steps == 20 and cfg.flow_bins == 16
+    args = parser.parse_args(["integrate", "toy:crossed_ring", "--no-recipe"])
+    assert _config(args, "toy:crossed_ring").flow_blocks == 0

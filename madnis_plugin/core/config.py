@@ -224,9 +224,13 @@ def parse_overrides(items: list[str]) -> dict[str, str]:
     return out
 
 
-def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> MadnisConfig:
-    """Read a TOML file (keys at top level or under ``[madnis]``) and apply ``overrides``."""
-    values: dict[str, Any] = {}
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None, *,
+                base: Mapping[str, Any] | None = None) -> MadnisConfig:
+    """Read a TOML file (keys at top level or under ``[madnis]``) and apply ``overrides``.
+
+    Precedence: ``base`` (e.g. a recipe) < the file < ``overrides``.
+    """
+    values: dict[str, Any] = dict(base or {})
     if path is not None:
         p = Path(path)
         if not p.is_file():
