@@ -39,6 +39,7 @@ class MadnisConfig:
     seed: int = 1234
     device: str = "cpu"
     progress: bool = True
+    n_threads: int = 1  # torch CPU threads; small training batches run fastest on one (0 = torch's default)
 
     # --- training (Tab. 2: Adam, lr 1e-3 → 1e-4 inverse decay)
     n_steps: int = 2000
@@ -138,6 +139,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "bootstrap_replicas": (1, 100_000),
     "min_points_per_channel": (1, 1_000_000),
     "seed": (0, 2**63 - 1),
+    "n_threads": (0, 4096),
 }
 
 

@@ -66,6 +66,8 @@ class Trainer:
         check_integrand(integrand)
         self.integrand = integrand
         self.config = config
+        if config.n_threads > 0:
+            torch.set_num_threads(config.n_threads)
         self.device = torch.device(config.device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("config key 'device': CUDA was requested but no CUDA device is available")
