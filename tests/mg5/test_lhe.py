@@ -1,0 +1,106 @@
+"""Event writing: lab boost, leshouche parsing, partial unweighting, atomic files, LHE round trip (pylhe)."""
+
+from __future__ import annotations
+
+import gzip
+import os
+
+import numpy as np
+import pytest
+
+from madnis_plugin.mg5 import lhe
+from fakes import LESHOUCHE_P1
+
+
+def _cm_event(sqrt_s, cos):
+    e = sqrt_s / 2
+    s = np.sqrt(1 - cos**2)
+    return np.array([[[e, 0, 0, e], [e, 0, 0, -e], [e, e * s, 0, e * cos], [e, -e * s, 0, -e * cos]]])
+
+
+def test_boost_to_lab_gives_parton_momenta():
+    x1, x2, eb = 0.02, 0.005, (6500.0, 6500.0)
+    sqrt_s = 2 * np.sqrt(x1 * x2) * 6500.0
+    p = lhe.boost_to_lab(_cm_event(sqrt_s, 0.3), np.array([x1]), np.array([x2]), eb)
+    np.testing.assert_allclose(p[0, 0], [x1 * 6500, 0, 0, x1 * 6500], rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(p[0, 1], [x2 * 6500, 0, 0, -x2 * 6500], rtol=1e-12, atol=1e-9)
+    # momentum conservation and masses survive the boost
+    np.testing.assert_allclose(p[0, :2].sum(0), p[0, 2:].sum(0), atol=1e-9)
+    np.testing.assert_allclose(lhe.invariant_mass(p[0]), 0.0, atol=1e-5)
+
+
+def test_read_leshouche(tmp_path):
+    (tmp_path / "leshouche.inc").write_text(LESHOUCHE_P1)
+    les = lhe.read_leshouche(tmp_path)
+    assert les.idup[(1, 1)] == (2, -2, -11, 11) and les.idup[(2, 1)] == (4, -4, -11, 11)
+    pdg, flow = les.representative()
+    assert pdg == (2, -2, -11, 11) and flow == [(501, 0), (0, 501), (0, 0), (0, 0)]
+    assert lhe.read_leshouche(tmp_path / "nothing").idup == {}
+
+
+def test_partial_unweighting_is_unbiased():
+    rng = np.random.default_rng(1)
+    w = rng.exponential(1.0, 200_000)
+    idx, nw = lhe.partial_unweight(w, 2.0, rng)
+    assert np.all(nw >= 2.0) and np.all(nw[w[idx] > 2.0] == w[idx][w[idx] > 2.0])
+    assert abs(nw.sum() - w.sum()) < 5 * np.sqrt(2.0 * w.sum())
+    assert idx.size < w.size / 1.8
+
+
+def test_p_group_number():
+    assert lhe.p_group_number("P1_qq_ll") == 1 and lhe.p_group_number("P12_gg_ttx") == 12
+    assert lhe.p_group_number("Pfoo") == 1
+
+
+def test_format_and_read_back_and_pylhe(tmp_path):
+    sub = lhe.SubprocessEventInfo(idprup=3, n_external=4, n_incoming=2, pdg=(2, -2, -11, 11), masses=(0.0,) * 4,
+                                  ebeam=(6500.0, 6500.0), colour=((501, 0), (0, 501), (0, 0), (0, 0)))
+    p = np.concatenate([_cm_event(91.0, 0.1), _cm_event(120.0, -0.7)])
+    det = lhe.fallback_details(p, sub, aqed=1 / 132.5, aqcd=0.118,
+                               given=lhe.EventDetails(x1x2=np.array([[0.01, 0.0098], [0.003, 0.0184]])))
+    assert "frame (partonic c.m., no x1/x2)" not in det.faked
+    text = lhe.format_events(p, np.array([1.5, 2.5]), sub, det)
+    init = lhe.init_block((2212, 2212), (6500, 6500), (247000, 247000), [(4.0, 0.1, 4.0, 3)])
+    path = lhe.write_lhe_file(tmp_path / "ev.lhe.gz", text, init, "<MGVersion>\n3.5.7\n</MGVersion>")
+    evs = lhe.read_events(path)
+    assert len(evs) == 2 and evs[0]["idprup"] == 3 and evs[1]["weight"] == 2.5
+    assert [q["pdg"] for q in evs[0]["particles"]] == [2, -2, -11, 11]
+    assert evs[0]["particles"][0]["col"] == 501 and evs[0]["particles"][1]["acol"] == 501
+    tot = np.array([q["p"] for q in evs[0]["particles"]])
+    np.testing.assert_allclose(tot[:2].sum(0), tot[2:].sum(0), atol=1e-6)
+    pylhe = pytest.importorskip("pylhe")
+    f = pylhe.LHEFile.fromfile(str(path), generator=False)
+    events = list(f.events)
+    assert len(events) == 2 and events[1].eventinfo.weight == pytest.approx(2.5)
+    assert [int(q.id) for q in events[0].particles] == [2, -2, -11, 11]
+    assert int(f.init.procInfo[0].procId) == 3
+
+
+def test_atomic_group_all_or_nothing(tmp_path):
+    g = lhe.AtomicGroup()
+    g.stage(tmp_path / "a" / "events.lhe", "A")
+    g.stage(tmp_path / "b" / "events.lhe", "B")
+    assert not (tmp_path / "a" / "events.lhe").exists()
+    g.abort()
+    assert not any(f.name.endswith(".tmp") for f in tmp_path.rglob("*"))
+    with pytest.raises(KeyboardInterrupt):
+        with lhe.AtomicGroup() as g:
+            g.stage(tmp_path / "c.lhe", "C")
+            raise KeyboardInterrupt
+    assert not (tmp_path / "c.lhe").exists() and not list(tmp_path.glob(".c.lhe*"))
+    with lhe.AtomicGroup() as g:
+        g.stage(tmp_path / "d.lhe.gz", "D")
+    assert gzip.open(tmp_path / "d.lhe.gz", "rt").read() == "D"
+
+
+def test_atomic_write_interrupted_leaves_old_file(tmp_path, monkeypatch):
+    f = tmp_path / "x.lhe"
+    f.write_text("old")
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(KeyboardInterrupt):
+        lhe.atomic_write_text(f, "new")
+    assert f.read_text() == "old" and len(list(tmp_path.iterdir())) == 1
