@@ -79,9 +79,27 @@ def test_moments_equal_plain_statistics_when_q_model_is_q_sample():
         assert m.mean[i].item() == pytest.approx(sel.mean(), rel=1e-13)
         assert m.var[i].item() == pytest.approx(sel.var(ddof=1), rel=1e-12)
     sig = torch.sqrt(m.var)
-    assert madnis_loss(m).item() == pytest.approx(float(sig.sum()) ** 2, rel=1e-13)
+    norm = float(m.mean.abs().sum()) ** 2
+    assert madnis_loss(m).item() == pytest.approx(float(sig.sum()) ** 2 / norm, rel=1e-13)
     nn = m.counts.double()
-    assert variance_loss(m).item() == pytest.approx(float((n / nn * m.var).sum()), rel=1e-13)
+    assert variance_loss(m).item() == pytest.approx(float((n / nn * m.var).sum()) / norm, rel=1e-13)
+
+
+def test_centred_variance_expectation_and_flow_gradient():
+    """With q_model ≠ q_sample the centred estimator still estimates ⟨h²/(q_θ q_s)⟩ − I² (checked exactly on
+    a two-point 'sample' by expanding the sums), and its flow gradient is ⟨(I² − h²/q_θ²)∇q_θ/q_s⟩/(N−1)·N."""
+    h = torch.tensor([1.0, 3.0], dtype=torch.float64)
+    log_qs = torch.log(torch.tensor([0.5, 2.0], dtype=torch.float64))
+    log_qm = torch.log(torch.tensor([0.8, 1.5], dtype=torch.float64)).requires_grad_(True)
+    ch = torch.zeros(2, dtype=torch.int64)
+    m = channel_moments(ch, h, log_qm, log_qs, 1)
+    qs, qm = torch.exp(log_qs), torch.exp(log_qm.detach())
+    mean = (h / qs).mean()
+    expect = ((h / qm - mean) ** 2 * qm / qs).sum() / 1.0  # N − 1 = 1
+    assert m.var.item() == pytest.approx(expect.item(), rel=1e-14)
+    (g,) = torch.autograd.grad(m.var.sum(), log_qm)
+    # d/dlog q_θ of (h/q_θ − I)² q_θ/q_s = (I² − h²/q_θ²) q_θ/q_s
+    torch.testing.assert_close(g, (mean**2 - h**2 / qm**2) * qm / qs, rtol=1e-12, atol=0)
 
 
 def test_buffered_loss_equals_online_loss_when_q_is_current_model():
