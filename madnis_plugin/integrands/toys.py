@@ -77,7 +77,7 @@ class ToyIntegrand:
     Subclasses set ``n_dims, n_channels, n_features, groups, channel_names, exact`` and implement
 
     * ``_map(channels, r) -> x`` (channel-wise mapping, vectorised over points),
-    * ``_log_f(x) -> Tensor`` or ``_f(x)`` (the physical integrand, ``[n]``),
+    * ``_f(x) -> Tensor`` (the physical integrand, ``[n]``),
     * ``_log_g_all(x) -> [n, C]`` (log densities of every channel at x),
     * optionally ``_log_alpha_unnorm(x, log_g_all)`` (defaults to ``log_g_all``), ``_cut(x)``, ``_features(x)``.
     """
