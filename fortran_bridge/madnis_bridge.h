@@ -15,13 +15,15 @@
  *  - alpha is row-major double[n][n_channels], rows sum to 1 (the prior channel weights, SDE style).
  *  - status[k]: 0 ok, 1 cut (weight 0), 2 failed mapping (weight 0), 3 non-finite (weight 0), 4 error.
  *  - every return code: 0 = ok, else one of MB_ERR_*; mb_last_error gives a message.
+ *  - ABI 2 adds the per-event details (mb_event_details) and the event record with intermediate resonances
+ *    (mb_event_record_size, mb_event_record); the ABI 1 functions are unchanged.
  *  - a Fortran STOP must not kill the caller: the shim redirects it into MB_ERR_STOP where it can; Python
  *    additionally isolates each library in a worker process so that a real abort is an exception, not a crash.
  */
 #ifndef MADNIS_BRIDGE_H
 #define MADNIS_BRIDGE_H
 
-#define MB_ABI_VERSION 1
+#define MB_ABI_VERSION 2
 
 #define MB_OK 0
 #define MB_ERR_INIT 1      /* init failed or not called */
@@ -55,6 +57,40 @@ int mb_info_channels(int *channel_diagram, int *channel_group);
 /* Evaluate n points. Deterministic: the same (channel, r) always gives the same output. */
 int mb_evaluate(int n, const int *channels, const double *r, double *momenta, double *weight, double *alpha,
                 int *status);
+
+/* ------------------------------------------------------------------------------------------------ ABI 2: events
+ * Everything an event record needs besides momenta and weight, for n points. Deterministic in (channel, r) and
+ * consistent with mb_evaluate at the same point: the same subprocess/mirror choice (MG5, sample mode: the same hash
+ * of (channel, r); sum mode: one choice with probability proportional to its |contribution|, from a second hash),
+ * the same cuts, scales and phase-space point. Every output pointer may be NULL (not wanted).
+ *   status[n]           as in mb_evaluate; where status != 0 every other output of the point is zero.
+ *   iproc[n]            0-based subprocess of the P-group (MG5 IPROC - 1); 0 for a single process.
+ *   mirror[n]           1 if the beams are swapped (MG5 IMIRROR = 2), else 0.
+ *   x1x2[n][2]          momentum fractions of the partons of beam 1 (+z) and beam 2 (-z); 1 without PDFs.
+ *   scale[n]            SCALUP in GeV (MG5: sqrt(max(q2fact(1), q2fact(2))), the factorisation scale DSIG used).
+ *   alphas[n]           AQCDUP: the strong coupling the matrix element used (MG5: G^2/4pi); -1 if none.
+ *   pdg[n][n_ext]       PDG ids of the chosen flavour combination.
+ *   icolup[n][n_ext][2] LHE colour / anticolour tags (501, 502, ...; 0 = none) of the chosen colour flow.
+ *   helicity[n][n_ext]  -1/0/+1 of the chosen helicity configuration, or 9 (unknown).
+ *   momenta_lab[n][n_ext][4]  (E, px, py, pz) in the lab frame.
+ * Particle order: beam order for the incoming partons (0 = the parton of beam 1, along +z; with mirror = 1 this is
+ * the subprocess's second incoming particle), process order for the final state (as in mb_evaluate's momenta; with
+ * mirror = 1 the final state is the c.m. configuration rotated by pi about the x axis, then boosted). */
+int mb_event_details(int n, const int *channels, const double *r, int *iproc, int *mirror, double *x1x2,
+                     double *scale, double *alphas, int *pdg, int *icolup, int *helicity, double *momenta_lab,
+                     int *status);
+
+/* The most lines an event record can have (external particles + intermediate resonances). */
+int mb_event_record_size(int *max_lines);
+
+/* The event record as MadEvent writes it into events.lhe (LHE lines in order: incoming, resonances, final state),
+ * for n points, consistent with mb_event_details (same choices). max_lines (>= mb_event_record_size) is the
+ * row length of every array below; unused lines are zero. Any output pointer may be NULL.
+ *   n_lines[n]; idup[n][max_lines]; istup (-1 incoming, 1 outgoing, 2 intermediate resonance);
+ *   mothup[n][max_lines][2] (1-based line numbers, 0 = none); icolup[n][max_lines][2];
+ *   pup[n][max_lines][5] (E, px, py, pz, m) in the lab frame, GeV; spinup[n][max_lines] (-1/0/+1, 9 unknown). */
+int mb_event_record(int n, const int *channels, const double *r, int max_lines, int *n_lines, int *idup,
+                    int *istup, int *mothup, int *icolup, double *pup, int *spinup);
 
 /* Copy the last error message (NUL-terminated, truncated to len-1). Returns its full length. */
 int mb_last_error(char *buf, int len);

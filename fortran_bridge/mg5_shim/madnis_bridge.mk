@@ -10,7 +10,7 @@
 # Source/make_opts, LINKLIBS, LIBS, MATRIX, PROCESS, LDFLAGS, BIASDEPENDENCIES), so the library is compiled and
 # linked exactly like P/madevent. Objects go to $(BUILD); nothing is written into the P directory itself
 # (the MG5 library rules in the included makefile may rebuild ../../lib/*.a, as MadEvent's own make would).
-# libdsample is used through a private copy whose ntuple is weakened, so the shim's ntuple replaces it.
+# libdsample is used through a private copy whose ntuple, ranmar and ran1 are weakened, so the shim's replace them.
 
 include makefile
 
@@ -42,7 +42,7 @@ $(OUT): $(MB_OBJS) $(MB_DSAMPLE) $(LIBS)
 $(MB_DSAMPLE): $(LIBDIR)libdsample.$(libext)
 	@test "$(libext)" = "a" || (echo "madnis_bridge: needs static MG5 libraries (libext=a), got $(libext)"; exit 1)
 	cp -f $< $@.tmp
-	$(OBJCOPY) --weaken-symbol=ntuple_ $@.tmp
+	$(OBJCOPY) --weaken-symbol=ntuple_ --weaken-symbol=ranmar_ --weaken-symbol=ran1_ $@.tmp
 	mv -f $@.tmp $@
 
 $(MB_MATRIX): $(BUILD)/%.o: %.f

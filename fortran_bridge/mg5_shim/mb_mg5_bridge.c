@@ -18,6 +18,12 @@
  *       sequence of internal points (deterministic, same helicities for every worker), then sum only the good
  *       helicities, as MadEvent does after its first MAXTRIES points; all = sum every helicity (exact, slower).
  *       Helicity-recycled matrix*_optim.f written by a MadEvent survey need neither.
+ *   (ABI 2 events, both modes: MadEvent's own choices of the recorded event, i.e. the flavour IPSEL within a
+ *    subprocess (prop. to its PDF weight), the helicity (prop. to |M_hel|^2), the colour flow (prop. to JAMP2 of
+ *    the flows compatible with the channel's diagram) and the identical-particle assignment, draw their numbers
+ *    from ranmar/ran1, which the shim replaces by a counter-based stream keyed by a hash of (channel, r); in sum
+ *    mode the recorded (subprocess, mirror) is one of the summed choices, picked with probability |DSIG_k|/sum
+ *    by a second hash of (channel, r).)
  *   MADNIS_MG5_VERBOSE = 1    leave MadEvent's prints on stdout (default: P/madnis_bridge/run_<pid>/mg5_stdout.log)
  *   MADNIS_MG5_TEST_HOOKS = stop   (tests only) the next mb_evaluate executes a Fortran STOP
  */
@@ -51,6 +57,9 @@ extern void mb_f_set_sde(int *isde);
 extern void mb_f_freeze(int *ic, int *ierr);
 extern void mb_f_point(const double *r, double *usel, int *isum, double *p, double *w, double *alpha, int *istat);
 extern void mb_f_hel(int *mode, int *ready);
+extern void mb_f_event(const double *r, double *usel, int *isum, double *usum, int *istat, int *jproc, int *jmir,
+                       double *xb, double *scale, double *alphas, int *pdg, int *icol, int *hel, double *plab,
+                       int *nl, int *ridup, int *ristup, int *rmoth, int *rcol, double *rpup, int *rspin);
 extern void mb_f_flush(void);
 extern void mb_f_test_stop(void);
 
@@ -306,6 +315,38 @@ static double point_hash(int channel, const double *r, int d) {
     return (double)(h >> 11) * 0x1.0p-53;
 }
 
+/* Hash of (salt, channel, bit patterns of r) -> 64 bits (splitmix64 chain). */
+static uint64_t point_key(uint64_t salt, int channel, const double *r, int d) {
+    uint64_t h = splitmix64(salt ^ (uint64_t)(channel + 1));
+    for (int i = 0; i < d; i++) {
+        uint64_t b;
+        double v = r[i] == 0.0 ? 0.0 : r[i];
+        memcpy(&b, &v, sizeof b);
+        h = splitmix64(h ^ b);
+    }
+    return h;
+}
+
+/* Second number for sum mode's recorded choice (independent of point_hash). */
+static double point_hash2(int channel, const double *r, int d) {
+    return (double)(point_key(0x73756D5F63686F69ULL, channel, r, d) >> 11) * 0x1.0p-53;
+}
+
+/* The stream behind the shim's ranmar/ran1: x_i = splitmix64(key + (i+1) golden) in (0, 1), keyed per point. */
+static uint64_t g_stream_key, g_stream_ctr;
+
+static void stream_set(int channel, const double *r, int d) {
+    g_stream_key = point_key(0x72616E6D61725F73ULL, channel, r, d);
+    g_stream_ctr = 0;
+}
+
+double mb_stream_next(void) {
+    g_stream_ctr++;
+    uint64_t x = splitmix64(g_stream_key + g_stream_ctr * 0x9E3779B97F4A7C15ULL);
+    double u = (double)(x >> 11) * 0x1.0p-53;
+    return u > 0.0 ? u : 0x1.0p-54;
+}
+
 /* Helicity filter of run-time-filtering matrix files, made deterministic: restart MadEvent's filter and feed it
  * a fixed sequence of internal points (summing all subprocesses), so that every worker of this channel ends with
  * the same good helicities whatever points it is later asked for. Called inside an armed context. */
@@ -332,6 +373,7 @@ static void helicity_warmup(int ch) {
         }
         double u = 0.5, w = 0.0;
         int st = 0;
+        stream_set(ch, r, S.ndim);
         mb_f_point(r, &u, &isum, p, &w, a, &st);
         if (st == 0) passed++;
     }
@@ -461,6 +503,10 @@ int mb_init(const char *process_dir, int sde_strategy, int seed) {
     mb_f_particles(S.pdg, S.masses, S.ebeam, S.lpp);
     g_armed = 0;
     ctx_leave(&c);
+    if (ierr == 2) {
+        set_err("mb_init: %d subprocesses x 2 mirrors exceed the shim's limit (mb_maxk in mb_shim.inc)", S.nsproc);
+        return MB_ERR_INIT;
+    }
     if (ierr) {
         set_err("mb_init: n_dims = %d exceeds the shim's limit %d", S.ndim, S.maxr);
         return MB_ERR_INIT;
@@ -511,38 +557,100 @@ int mb_info_channels(int *channel_diagram, int *channel_group) {
     return MB_OK;
 }
 
-int mb_evaluate(int n, const int *channels, const double *r, double *momenta, double *weight, double *alpha,
-                int *status) {
+/* outputs of one batch: evaluate (mode 0) or events (mode 1); any events pointer may be NULL */
+typedef struct {
+    double *momenta, *weight, *alpha;
+    int *status;
+    /* events */
+    int *iproc, *mirror, *pdg, *icolup, *helicity;
+    double *x1x2, *scale, *alphas, *momenta_lab;
+    int max_lines, *n_lines, *idup, *istup, *mothup, *rcol, *spinup;
+    double *pup;
+} batch_out;
+
+static int max_record_lines(void) { return S.next >= 2 ? 2 * S.next - 3 : S.next; }
+
+static void event_point(int ch, const double *rk, batch_out *o, int k) {
+    int ne = S.next, mxl = max_record_lines();
+    int isum = S.sum_mode, st = 0, jproc = 0, jmir = 0, nl = 0;
+    double u = point_hash(ch, rk, S.ndim), usum = point_hash2(ch, rk, S.ndim), xb[2] = {0, 0}, sc = 0, as = 0;
+    int pdg[64], icol[128], hel[64], ridup[128], ristup[128], rmoth[256], rcol[256], rspin[128];
+    double plab[256], rpup[640];
+    mb_f_event(rk, &u, &isum, &usum, &st, &jproc, &jmir, xb, &sc, &as, pdg, icol, hel, plab, &nl, ridup, ristup,
+               rmoth, rcol, rpup, rspin);
+    int ok = st == MB_POINT_OK && nl > 0 && isfinite(sc) && isfinite(xb[0]) && isfinite(xb[1]);
+    for (int i = 0; ok && i < 4 * ne; i++)
+        if (!isfinite(plab[i])) ok = 0;
+    if (st == MB_POINT_OK && !ok && nl > 0) st = MB_POINT_NONFINITE;
+    if (o->status) o->status[k] = st;
+    if (st != MB_POINT_OK) nl = 0, jproc = 0, jmir = 0;
+    int valid = st == MB_POINT_OK && nl > 0;
+    if (o->iproc) o->iproc[k] = valid ? jproc - 1 : 0;
+    if (o->mirror) o->mirror[k] = valid && jmir == 2 ? 1 : 0;
+    if (o->x1x2) o->x1x2[2 * k] = valid ? xb[0] : 0.0, o->x1x2[2 * k + 1] = valid ? xb[1] : 0.0;
+    if (o->scale) o->scale[k] = valid ? sc : 0.0;
+    if (o->alphas) o->alphas[k] = valid ? as : 0.0;
+    for (int i = 0; i < ne; i++) {
+        size_t b = (size_t)k * (size_t)ne + (size_t)i;
+        if (o->pdg) o->pdg[b] = valid ? pdg[i] : 0;
+        if (o->icolup) o->icolup[2 * b] = valid ? icol[2 * i] : 0, o->icolup[2 * b + 1] = valid ? icol[2 * i + 1] : 0;
+        if (o->helicity) o->helicity[b] = valid ? hel[i] : 0;
+        if (o->momenta_lab)
+            for (int j = 0; j < 4; j++) o->momenta_lab[4 * b + (size_t)j] = valid ? plab[4 * i + j] : 0.0;
+    }
+    if (o->n_lines) o->n_lines[k] = valid ? nl : 0;
+    for (int i = 0; i < o->max_lines; i++) {
+        int use = valid && i < nl && i < mxl;
+        size_t b = (size_t)k * (size_t)o->max_lines + (size_t)i;
+        if (o->idup) o->idup[b] = use ? ridup[i] : 0;
+        if (o->istup) o->istup[b] = use ? ristup[i] : 0;
+        if (o->spinup) o->spinup[b] = use ? rspin[i] : 0;
+        for (int j = 0; j < 2; j++) {
+            if (o->mothup) o->mothup[2 * b + (size_t)j] = use ? rmoth[2 * i + j] : 0;
+            if (o->rcol) o->rcol[2 * b + (size_t)j] = use ? rcol[2 * i + j] : 0;
+        }
+        if (o->pup)
+            for (int j = 0; j < 5; j++) o->pup[5 * b + (size_t)j] = use ? rpup[5 * i + j] : 0.0;
+    }
+}
+
+/* The common body of mb_evaluate (mode 0) and the event functions (mode 1): checks, frozen channel, private
+ * directory, STOP interception, then one point after the other. */
+static int run_points(const char *what, int mode, int n, const int *channels, const double *r, batch_out *o) {
     NEED_INIT();
     if (S.poisoned) {
         set_err("bridge unusable after an intercepted Fortran STOP: %s", g_stopmsg);
         return MB_ERR_STOP;
     }
     if (n < 0) {
-        set_err("mb_evaluate: n = %d < 0", n);
+        set_err("%s: n = %d < 0", what, n);
         return MB_ERR_INPUT;
     }
     if (n == 0) return MB_OK;
-    if (!channels || !r || !momenta || !weight || !alpha || !status) {
-        set_err("mb_evaluate: NULL pointer argument");
+    if (!channels || !r || (mode == 0 && (!o->momenta || !o->weight || !o->alpha || !o->status))) {
+        set_err("%s: NULL pointer argument", what);
+        return MB_ERR_INPUT;
+    }
+    if (mode == 1 && S.next > 64) {
+        set_err("%s: %d external particles exceed the shim's event limit of 64", what, S.next);
         return MB_ERR_INPUT;
     }
     int ch = channels[0];
     for (int k = 0; k < n; k++) {
         if (channels[k] < 0 || channels[k] >= S.nchan) {
-            set_err("mb_evaluate: channel %d out of range [0, %d)", channels[k], S.nchan);
+            set_err("%s: channel %d out of range [0, %d)", what, channels[k], S.nchan);
             return MB_ERR_CHANNEL;
         }
         if (channels[k] != ch || (S.frozen >= 0 && channels[k] != S.frozen)) {
-            set_err("mb_evaluate: this library is frozen to channel %d (MadEvent keeps its channel in static "
+            set_err("%s: this library is frozen to channel %d (MadEvent keeps its channel in static "
                     "state); channel %d needs another worker process",
-                    S.frozen >= 0 ? S.frozen : ch, channels[k]);
+                    what, S.frozen >= 0 ? S.frozen : ch, channels[k]);
             return MB_ERR_CHANNEL;
         }
     }
     for (long i = 0; i < (long)n * S.ndim; i++) {
         if (!(r[i] >= 0.0 && r[i] <= 1.0)) {
-            set_err("mb_evaluate: r[%ld][%ld] = %g is outside [0, 1]", i / S.ndim, i % S.ndim, r[i]);
+            set_err("%s: r[%ld][%ld] = %g is outside [0, 1]", what, i / S.ndim, i % S.ndim, r[i]);
             return MB_ERR_INPUT;
         }
     }
@@ -555,11 +663,10 @@ int mb_evaluate(int n, const int *channels, const double *r, double *momenta, do
         ctx_leave(&c);
         S.poisoned = 1;
         for (int j = k; j < n; j++) {
-            weight[j] = 0.0;
-            status[j] = MB_POINT_ERROR;
+            if (o->weight) o->weight[j] = 0.0;
+            if (o->status) o->status[j] = MB_POINT_ERROR;
         }
-        set_err("mb_evaluate (channel %d, point %d): %s (see %s/mg5_stdout.log)", ch, (int)k, g_stopmsg,
-                S.rundir);
+        set_err("%s (channel %d, point %d): %s (see %s/mg5_stdout.log)", what, ch, (int)k, g_stopmsg, S.rundir);
         return MB_ERR_STOP;
     }
     if (S.test_stop) mb_f_test_stop(); /* tests: a Fortran STOP must come back as MB_ERR_STOP */
@@ -567,7 +674,7 @@ int mb_evaluate(int n, const int *channels, const double *r, double *momenta, do
         if (write_flat_ftn25() != 0) {
             g_armed = 0;
             ctx_leave(&c);
-            set_err("mb_evaluate: cannot write %s/ftn25: %s", S.rundir, strerror(errno));
+            set_err("%s: cannot write %s/ftn25: %s", what, S.rundir, strerror(errno));
             return MB_ERR_INTERNAL;
         }
         int ic = ch + 1, ierr = 0;
@@ -575,7 +682,7 @@ int mb_evaluate(int n, const int *channels, const double *r, double *momenta, do
         if (ierr) {
             g_armed = 0;
             ctx_leave(&c);
-            set_err("mb_evaluate: cannot freeze channel %d", ch);
+            set_err("%s: cannot freeze channel %d", what, ch);
             return MB_ERR_CHANNEL;
         }
         S.frozen = ch;
@@ -584,8 +691,13 @@ int mb_evaluate(int n, const int *channels, const double *r, double *momenta, do
     int isum = S.sum_mode;
     for (k = 0; k < n; k++) {
         const double *rk = r + (size_t)k * (size_t)S.ndim;
-        double *pk = momenta + (size_t)k * (size_t)S.next * 4;
-        double *ak = alpha + (size_t)k * (size_t)S.nchan;
+        stream_set(ch, rk, S.ndim);
+        if (mode == 1) {
+            event_point(ch, rk, o, k);
+            continue;
+        }
+        double *pk = o->momenta + (size_t)k * (size_t)S.next * 4;
+        double *ak = o->alpha + (size_t)k * (size_t)S.nchan;
         double u = point_hash(ch, rk, S.ndim);
         double w = 0.0;
         int st = 0;
@@ -602,13 +714,50 @@ int mb_evaluate(int n, const int *channels, const double *r, double *momenta, do
                 w = 0.0;
                 break;
             }
-        weight[k] = w;
-        status[k] = st;
+        o->weight[k] = w;
+        o->status[k] = st;
     }
     S.n_points += n;
     g_armed = 0;
     ctx_leave(&c);
     return MB_OK;
+}
+
+int mb_evaluate(int n, const int *channels, const double *r, double *momenta, double *weight, double *alpha,
+                int *status) {
+    batch_out o = {.momenta = momenta, .weight = weight, .alpha = alpha, .status = status};
+    return run_points("mb_evaluate", 0, n, channels, r, &o);
+}
+
+int mb_event_details(int n, const int *channels, const double *r, int *iproc, int *mirror, double *x1x2,
+                     double *scale, double *alphas, int *pdg, int *icolup, int *helicity, double *momenta_lab,
+                     int *status) {
+    batch_out o = {.status = status, .iproc = iproc, .mirror = mirror, .x1x2 = x1x2, .scale = scale,
+                   .alphas = alphas, .pdg = pdg, .icolup = icolup, .helicity = helicity,
+                   .momenta_lab = momenta_lab, .max_lines = 0};
+    return run_points("mb_event_details", 1, n, channels, r, &o);
+}
+
+int mb_event_record_size(int *max_lines) {
+    NEED_INIT();
+    if (!max_lines) {
+        set_err("mb_event_record_size: NULL pointer argument");
+        return MB_ERR_INPUT;
+    }
+    *max_lines = max_record_lines();
+    return MB_OK;
+}
+
+int mb_event_record(int n, const int *channels, const double *r, int max_lines, int *n_lines, int *idup,
+                    int *istup, int *mothup, int *icolup, double *pup, int *spinup) {
+    NEED_INIT();
+    if (max_lines < max_record_lines()) {
+        set_err("mb_event_record: max_lines = %d < mb_event_record_size = %d", max_lines, max_record_lines());
+        return MB_ERR_INPUT;
+    }
+    batch_out o = {.max_lines = max_lines, .n_lines = n_lines, .idup = idup, .istup = istup, .mothup = mothup,
+                   .rcol = icolup, .pup = pup, .spinup = spinup};
+    return run_points("mb_event_record", 1, n, channels, r, &o);
 }
 
 /* ---- extras, not part of the ABI (diagnostics for tests) ---- */

@@ -112,6 +112,10 @@ c     number of dimensions (driver.f)
          ierr = 1
          return
       endif
+      if (2*maxsproc .gt. mb_maxk) then
+         ierr = 2
+         return
+      endif
 c     ranmar only drives things that do not change the weight (the
 c     helicity/flavour recorded for an event); seed it anyway
       ij = 1802 + mod(abs(iseed), 31000)
@@ -548,11 +552,13 @@ c     factor; alpha(nchan); istat: 0 ok, 1 cut, 2 failed mapping.
       double precision pgen(0:3,nexternal+1), xdum(maxinvar)
       double precision wps, sel(2*maxsproc), sumsel, f, fsum, acc
       double precision atmp(lmaxconfigs)
-      integer kproc(2*maxsproc), kmir(2*maxsproc), nk, k, kk
+      integer nk, k, kk
       integer j, ipole, nchan
       logical passed, anypass
 
       nchan = mapconfig(0)
+      mb_nk = 0
+      mb_kk = 0
       do i = 1, mb_ndim
          mb_r(i) = r(i)
       enddo
@@ -566,6 +572,7 @@ c     factor; alpha(nchan); istat: 0 ok, 1 cut, 2 failed mapping.
       wps = 1d0
       call x_to_f_arg(mb_ndim, ipole, mincfig, maxcfig, mb_ninvar,
      &     wps, xdum, pgen)
+      mb_wps = wps
       do i = 1, nexternal
          do j = 0, 3
             pout(j,i) = pgen(j,i)
@@ -591,8 +598,9 @@ c        cutsdone so that the result never depends on the previous point
                do j = 1, 2
                   if (j.eq.1 .or. mirrorprocs(i)) then
                      nk = nk + 1
-                     kproc(nk) = i
-                     kmir(nk) = j
+                     mb_kproc(nk) = i
+                     mb_kmir(nk) = j
+                     mb_kf(nk) = 0d0
                      sel(nk) = mb_dsigproc(pgen, i, j, 1d0, 4, passed)
                      sel(nk) = abs(sel(nk))
                      if (passed) anypass = .true.
@@ -601,6 +609,7 @@ c        cutsdone so that the result never depends on the previous point
                enddo
             endif
          enddo
+         mb_nk = nk
          if (.not. anypass) then
             istat = 1
             goto 900
@@ -622,23 +631,27 @@ c        cutsdone so that the result never depends on the previous point
             enddo
             cutsdone = .false.
             cutspassed = .false.
-            f = mb_dsigproc(pgen, kproc(kk), kmir(kk), wps, 0, passed)
+            f = mb_dsigproc(pgen, mb_kproc(kk), mb_kmir(kk), wps, 0,
+     &           passed)
             if (.not. passed) then
                istat = 1
                goto 900
             endif
+            mb_kk = kk
+            mb_kf(kk) = abs(f)
             wout = wps*f*sumsel/sel(kk)
-            call mb_alpha_for(pgen, kproc(kk), alpha, nchan)
+            call mb_alpha_for(pgen, mb_kproc(kk), alpha, nchan)
          else
             fsum = 0d0
             do k = 1, nk
                if (sel(k) .gt. 0d0) then
                   cutsdone = .false.
                   cutspassed = .false.
-                  f = mb_dsigproc(pgen, kproc(k), kmir(k), wps, 0,
+                  f = mb_dsigproc(pgen, mb_kproc(k), mb_kmir(k), wps, 0,
      &                 passed)
                   if (passed .and. f .ne. 0d0) then
-                     call mb_alpha_for(pgen, kproc(k), atmp, nchan)
+                     mb_kf(k) = abs(f)
+                     call mb_alpha_for(pgen, mb_kproc(k), atmp, nchan)
                      do j = 1, nchan
                         alpha(j) = alpha(j) + abs(f)*atmp(j)
                      enddo
@@ -673,6 +686,11 @@ c        (=1 from the bridge's own symfact.dat)
             goto 900
          endif
          wout = wps*f
+         mb_nk = 1
+         mb_kk = 1
+         mb_kproc(1) = 1
+         mb_kmir(1) = 1
+         mb_kf(1) = abs(f)
          call mb_alpha_for(pgen, 1, alpha, nchan)
       endif
 
@@ -713,4 +731,339 @@ c     sde_strat = 2 (vmg5) and the shim's mb_sde2 (vmine).
          vmine(j) = mb_sde2(p, j)
       enddo
       sde_strat = keep
+      end
+
+
+c***********************************************************************
+c     Per-event details (ABI 2): flavours, mirror, colour flow,
+c     helicities, x1/x2, scale, alpha_s, lab momenta, and MadEvent's
+c     event record with intermediate resonances.
+c***********************************************************************
+
+      subroutine ranmar(rvec)
+c     Replacement of MG5's Source/ranmar.f ranmar: numbers from a
+c     counter-based stream keyed by a hash of (channel, r) of the point
+c     being evaluated (mb_stream_next in mb_mg5_bridge.c), so that every
+c     choice MadEvent draws with ranmar (flavour IPSEL in DSIGn, the
+c     helicity recorded by SMATRIXn) is a deterministic function of the
+c     point. Nothing that changes a weight is drawn with ranmar here.
+      implicit none
+      double precision rvec
+      interface
+         function mb_stream_next() bind(C, name='mb_stream_next')
+         use iso_c_binding
+         real(c_double) mb_stream_next
+         end function mb_stream_next
+      end interface
+      rvec = mb_stream_next()
+      end
+
+
+      real function ran1(idum)
+c     Replacement of dsample.f's ran1 (single precision, used by
+c     addmothers.f for the colour flow and by unwgt.f for the
+c     identical-particle assignment): the same stream as ranmar, in
+c     [0, 1) after rounding to single precision.
+      implicit none
+      integer idum
+      interface
+         function mb_stream_next() bind(C, name='mb_stream_next')
+         use iso_c_binding
+         real(c_double) mb_stream_next
+         end function mb_stream_next
+      end interface
+      ran1 = real(mb_stream_next())
+      if (ran1 .ge. 1.0) ran1 = nearest(1.0, -1.0)
+      end
+
+
+      subroutine mb_f_event(r, usel, isum, usum, istat, jproc, jmir,
+     &     xb, scal, alps, pdg, icol, hel, plab, nlin, ridup, ristup,
+     &     rmoth, rcol, rpup, rspin) bind(C, name='mb_f_event')
+c     One point of the frozen channel: the event MadEvent would write.
+c       r, usel, isum: as mb_f_point (same point, same choice);
+c       usum in [0,1): sum mode only, picks (IPROC, IMIRROR) with
+c       probability |DSIG_k| / sum_k |DSIG_k|.
+c     Outputs (zero where istat != 0):
+c       jproc (1-based IPROC), jmir (1 or 2), xb(2) = x of beam 1 and
+c       beam 2, scal = sqrt(max(q2fact)), alps = G^2/4pi (as
+c       unwgt.f's write_leshouche), and per external particle in beam
+c       order (1 = parton of beam 1, +z) and process order for the
+c       final state: pdg, icol(2,.), hel, plab(0:3,.) (lab frame);
+c       nlin lines of the LHE record (addmothers.f): ridup, ristup,
+c       rmoth(2,.), rcol(2,.), rpup(0:4,.) = (E,px,py,pz,m), rspin.
+      use iso_c_binding
+      implicit none
+      include 'genps.inc'
+      include 'maxconfigs.inc'
+      include 'nexternal.inc'
+      include 'maxamps.inc'
+      include 'message.inc'
+      include 'cluster.inc'
+      include 'run.inc'
+      include 'run_config.inc'
+      include 'coupl.inc'
+      include 'mb_build.inc'
+      include 'mb_shim.inc'
+      include 'lhe_event_infos.inc'
+      integer mxl
+      parameter (mxl=2*nexternal-3)
+      real(c_double) r(*), usel, usum, xb(2), scal, alps
+      real(c_double) plab(0:3,nexternal), rpup(0:4,mxl)
+      integer(c_int) isum, istat, jproc, jmir, nlin
+      integer(c_int) pdg(nexternal), icol(2,nexternal), hel(nexternal)
+      integer(c_int) ridup(mxl), ristup(mxl), rmoth(2,mxl)
+      integer(c_int) rcol(2,mxl), rspin(mxl)
+      integer idup(nexternal,maxproc,maxsproc)
+      integer mothup(2,nexternal)
+      integer icolup(2,nexternal,maxflow,maxsproc)
+      include 'leshouche.inc'
+      integer ipsel
+      common /subproc/ ipsel
+      double precision amp2(maxamps), jamp2(0:maxflow)
+      common/to_amps/ amp2, jamp2
+      character*101 hel_buf
+      common/to_helicity/ hel_buf
+      integer imirror, iproc
+      common/to_mirror/ imirror, iproc
+      integer mapconfig(0:lmaxconfigs), this_config
+      common/to_mconfigs/mapconfig, this_config
+      logical cutsdone, cutspassed
+      common/to_cutsdone/cutsdone, cutspassed
+      double precision pmass(nexternal)
+      common/to_mass/ pmass
+      double precision stot, m1, m2
+      common/to_stot/stot, m1, m2
+      double precision mb_dsigproc, get_betaz
+      real ran1
+      external mb_dsigproc, get_betaz, ran1
+      interface
+         subroutine mb_f_point(r, usel, isum, pout, wout, alpha, istat)
+     &        bind(C, name='mb_f_point')
+         use iso_c_binding
+         real(c_double) r(*), usel, pout(0:3,*), wout, alpha(*)
+         integer(c_int) isum, istat
+         end subroutine mb_f_point
+      end interface
+      double precision pgen(0:3,nexternal), pp(0:3,nexternal)
+      double precision alpha(lmaxconfigs), w, f, acc, tot, xtarget
+      double precision ebi(0:3), ebo(0:3), beta, tmp, xbs(2)
+      integer i, j, k, kk, nres, line, save_imir, save_iproc
+      logical passed, flip
+
+      istat = 0
+      jproc = 0
+      jmir = 0
+      xb(1) = 0d0
+      xb(2) = 0d0
+      scal = 0d0
+      alps = 0d0
+      nlin = 0
+      do i = 1, nexternal
+         pdg(i) = 0
+         hel(i) = 0
+         do j = 1, 2
+            icol(j,i) = 0
+         enddo
+         do j = 0, 3
+            plab(j,i) = 0d0
+         enddo
+      enddo
+      do i = 1, mxl
+         ridup(i) = 0
+         ristup(i) = 0
+         rspin(i) = 0
+         do j = 1, 2
+            rmoth(j,i) = 0
+            rcol(j,i) = 0
+         enddo
+         do j = 0, 4
+            rpup(j,i) = 0d0
+         enddo
+      enddo
+
+c     the point exactly as mb_evaluate computes it (same choice)
+      call mb_f_point(r, usel, isum, pgen, w, alpha, istat)
+c     (a point with status 0 but no matrix element evaluated, e.g. all
+c     PDF weights zero, has weight 0 and no event: outputs stay zero)
+      if (istat .ne. 0 .or. mb_nk .lt. 1) return
+      if (mb_grouped .eq. 1 .and. isum .eq. 1) then
+c        sum mode: one choice with probability |DSIG_k|/sum|DSIG_k|,
+c        then its matrix element again (its flavour, colour, helicity)
+         tot = 0d0
+         do k = 1, mb_nk
+            tot = tot + mb_kf(k)
+         enddo
+         if (.not. (tot .gt. 0d0)) return
+         kk = mb_nk
+         acc = 0d0
+         do k = 1, mb_nk
+            acc = acc + mb_kf(k)
+            if (usum*tot .lt. acc) then
+               kk = k
+               goto 10
+            endif
+         enddo
+ 10      continue
+         do while (mb_kf(kk) .le. 0d0 .and. kk .gt. 1)
+            kk = kk - 1
+         enddo
+         cutsdone = .false.
+         cutspassed = .false.
+         f = mb_dsigproc(pgen, mb_kproc(kk), mb_kmir(kk), mb_wps, 0,
+     &        passed)
+         if (.not. passed) then
+            istat = 1
+            return
+         endif
+      else
+c        sample mode / ungrouped: the last matrix element evaluated
+c        by mb_f_point is the chosen one; its commons are still set
+         kk = mb_kk
+         if (kk .lt. 1) return
+      endif
+      jproc = mb_kproc(kk)
+      jmir = mb_kmir(kk)
+
+c     momenta as the matrix element saw them (mirror: rotated by pi
+c     about x), x of each beam; flip so that particle 1 moves along +z
+      do i = 1, nexternal
+         do j = 0, 3
+            pp(j,i) = pgen(j,i)
+         enddo
+         if (jmir .eq. 2) then
+            pp(2,i) = -pgen(2,i)
+            pp(3,i) = -pgen(3,i)
+         endif
+      enddo
+      if (jmir .eq. 2) then
+         xbs(1) = xbk(2)
+         xbs(2) = xbk(1)
+      else
+         xbs(1) = xbk(1)
+         xbs(2) = xbk(2)
+      endif
+      flip = .false.
+      if (nincoming .eq. 2 .and. pp(3,1) .lt. 0d0) then
+         flip = .true.
+         do j = 0, 3
+            tmp = pp(j,1)
+            pp(j,1) = pp(j,2)
+            pp(j,2) = tmp
+         enddo
+      endif
+
+c     identical-particle assignment, particle lines (write_leshouche)
+      xtarget = dble(ran1(0))*mb_nsym
+      jsym = 1
+      do while (xtarget .gt. jsym .and. jsym .lt. mb_nsym)
+         jsym = jsym + 1
+      enddo
+      do i = 1, nexternal
+         jpart(1,isym(i,jsym)) = idup(i,ipsel,jproc)
+         jpart(2,isym(i,jsym)) = mothup(1,i)
+         jpart(3,isym(i,jsym)) = mothup(2,i)
+         jpart(4,isym(i,jsym)) = 0
+         jpart(5,isym(i,jsym)) = 0
+         jpart(6,isym(i,jsym)) = 1
+      enddo
+      do i = 1, nincoming
+         jpart(6,isym(i,jsym)) = -1
+      enddo
+      read(hel_buf,'(20i5)') (jpart(7,isym(i,jsym)),i=1,nexternal)
+
+c     boost to the lab frame (write_leshouche's construction)
+      beta = 0d0
+      if (nincoming .eq. 2) then
+         if (xbs(1).gt.0d0 .and. xbs(1).le.1d0 .and. xbs(2).gt.0d0
+     &        .and. xbs(2).le.1d0) then
+            if (lpp(2).ne.0 .and.
+     &           (xbs(1).eq.1d0 .or. pmass(1).eq.0d0)) then
+               ebi(0) = pp(0,1)/xbs(1)
+               ebi(1) = 0d0
+               ebi(2) = 0d0
+               ebi(3) = dsqrt(ebi(0)**2 - m1**2)
+               ebo(0) = ebeam(1)
+               ebo(1) = 0d0
+               ebo(2) = 0d0
+               ebo(3) = dsqrt(ebo(0)**2 - m1**2)
+               beta = get_betaz(ebi, ebo)
+            else
+               ebi(0) = pp(0,2)/xbs(2)
+               ebi(1) = 0d0
+               ebi(2) = 0d0
+               ebi(3) = -1d0*dsqrt(ebi(0)**2 - m2**2)
+               ebo(0) = ebeam(2)
+               ebo(1) = 0d0
+               ebo(2) = 0d0
+               ebo(3) = -1d0*dsqrt(ebo(0)**2 - m2**2)
+               beta = get_betaz(ebi, ebo)
+            endif
+         endif
+      endif
+      do j = 1, nexternal
+         call zboost_with_beta(pp(0,j), beta, pb(0,isym(j,jsym)))
+         pb(4,isym(j,jsym)) = pmass(j)
+      enddo
+      if (jmir.eq.2 .and. pmass(1).ne.pmass(2)) then
+         pb(4,isym(1,jsym)) = pmass(2)
+         pb(4,isym(2,jsym)) = pmass(1)
+      endif
+
+c     colour flow (proportional to JAMP2 of the flows compatible with
+c     the channel's diagram, icolamp) and resonances: addmothers.f
+      jamp2(0) = maxflow
+      this_config = mb_ic
+      save_imir = imirror
+      save_iproc = iproc
+      imirror = jmir
+      iproc = jproc
+      call addmothers(ipsel, jpart, pb, isym, jsym, sscale, aaqcd,
+     &     aaqed, buff, npart, jproc, flip)
+      imirror = save_imir
+      iproc = save_iproc
+
+c     scale and couplings as write_leshouche
+      if (q2fact(1).gt.0 .and. q2fact(2).gt.0) then
+         scal = sqrt(max(q2fact(1), q2fact(2)))
+      else if (q2fact(1).gt.0) then
+         scal = sqrt(q2fact(1))
+      else if (q2fact(2).gt.0) then
+         scal = sqrt(q2fact(2))
+      else
+         scal = 0d0
+      endif
+      alps = g*g/4d0/3.1415926d0
+
+c     outputs
+      nlin = min(npart, mxl)
+      do i = 1, nlin
+         ridup(i) = jpart(1,i)
+         ristup(i) = jpart(6,i)
+         rmoth(1,i) = jpart(2,i)
+         rmoth(2,i) = jpart(3,i)
+         rcol(1,i) = jpart(4,i)
+         rcol(2,i) = jpart(5,i)
+         rspin(i) = jpart(7,i)
+         do j = 0, 4
+            rpup(j,i) = pb(j,i)
+         enddo
+      enddo
+      nres = npart - nexternal
+      do i = 1, nexternal
+         if (i .le. nincoming) then
+            line = i
+         else
+            line = isym(i,jsym) + nres
+         endif
+         pdg(i) = jpart(1,line)
+         icol(1,i) = jpart(4,line)
+         icol(2,i) = jpart(5,line)
+         hel(i) = jpart(7,line)
+         do j = 0, 3
+            plab(j,i) = pb(j,line)
+         enddo
+      enddo
+      xb(1) = xbs(1)
+      xb(2) = xbs(2)
       end

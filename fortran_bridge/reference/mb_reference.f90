@@ -16,13 +16,18 @@
 ! Test hooks (only when the environment variable MADNIS_REFERENCE_TEST_HOOKS=1 at mb_init):
 !   channel -1: Fortran STOP (the process exits), -2: abort() (SIGABRT), -3: returns MB_ERR_STOP as a shim that
 !   intercepted a STOP would, -4: sleeps 60 s (a hung library).
+!
+! Event details (ABI 2): e+ e- beams with the flat spectrum as a symmetric beam-energy spread (x1 = x2 = sqrt(s)/
+! SQRTS_MAX, ebeam = SQRTS_MAX/2): the lab frame is the c.m. frame; no colour; SCALUP = sqrt(s); no strong
+! coupling (AQCDUP = -1); helicities chosen with probability |M_hel|^2 / sum |M|^2 from a hash of (channel, r)
+! (Lehmer chain over the bit patterns of r, see point_u), the same helicity amplitudes as the weight.
 module mb_reference_mod
   use, intrinsic :: iso_c_binding
   use, intrinsic :: ieee_arithmetic, only: ieee_is_finite
   implicit none
   private
 
-  integer(c_int), parameter, public :: MB_ABI_VERSION_F = 1
+  integer(c_int), parameter, public :: MB_ABI_VERSION_F = 2
   integer(c_int), parameter, public :: MB_OK = 0, MB_ERR_INIT = 1, MB_ERR_CHANNEL = 2, MB_ERR_INPUT = 3, &
                                        MB_ERR_STOP = 4, MB_ERR_INTERNAL = 5
   integer(c_int), parameter, public :: MB_POINT_OK = 0, MB_POINT_CUT = 1, MB_POINT_FAILED_MAPPING = 2, &
@@ -46,7 +51,7 @@ module mb_reference_mod
   ! derived couplings
   real(c_double), public :: alpha_em, e4, sw2, g_hel(2), s_min, s_max, m2, mg, y_min, y_max
 
-  public :: set_error, derive_parameters, evaluate_point
+  public :: set_error, derive_parameters, evaluate_point, event_point, check_points
 
 contains
 
@@ -148,6 +153,117 @@ contains
       weight = 0d0
     end if
   end subroutine evaluate_point
+
+  ! Uniform number in (0, 1) from (salt, channel, bit patterns of r): a Lehmer (Park-Miller) chain modulo the prime
+  ! 2^31 - 1 over the 16-bit pieces of each r, no integer overflow (products < 2^47). Deterministic, independent
+  ! of the physics for uniformly distributed r.
+  function point_u(salt, channel, r) result(u)
+    integer, intent(in) :: salt
+    integer(c_int), intent(in) :: channel
+    real(c_double), intent(in) :: r(N_DIMS)
+    real(c_double) :: u
+    integer(c_int64_t), parameter :: MP = 2147483647_c_int64_t, AM = 48271_c_int64_t
+    integer(c_int64_t) :: h, bits
+    integer :: j, k
+    h = mod(int(salt, c_int64_t) * 7919_c_int64_t + int(channel, c_int64_t) + 12345_c_int64_t, MP)
+    do j = 1, N_DIMS
+      bits = transfer(r(j) + 0d0, bits)
+      do k = 0, 3
+        h = mod(h * AM + ibits(bits, 16 * k, 16) + 1_c_int64_t, MP)
+      end do
+    end do
+    do k = 1, 4
+      h = mod(h * AM, MP)
+    end do
+    if (h == 0) h = 1
+    u = real(h, c_double) / real(MP, c_double)
+  end function point_u
+
+  ! Validate a call (channels in range, r in [0,1]); rc = MB_OK or an error code with the message set.
+  subroutine check_points(what, n, channels, r, rc)
+    character(len=*), intent(in) :: what
+    integer(c_int), intent(in) :: n, channels(n)
+    real(c_double), intent(in) :: r(N_DIMS, n)
+    integer(c_int), intent(out) :: rc
+    character(len=160) :: buf
+    integer :: k, j
+    rc = MB_OK
+    do k = 1, n
+      if (channels(k) < 0 .or. channels(k) >= N_CHANNELS) then
+        write (buf, '(a,a,i0,a,i0,a,i0,a)') what, ': channel ', channels(k), ' at point ', k - 1, &
+          ' out of range [0, ', N_CHANNELS, ')'
+        call set_error(trim(buf))
+        rc = MB_ERR_CHANNEL
+        return
+      end if
+      do j = 1, N_DIMS
+        if (.not. (r(j, k) >= 0d0 .and. r(j, k) <= 1d0)) then
+          write (buf, '(a,a,i0,a,i0,a,es23.16e3,a)') what, ': r[', k - 1, '][', j - 1, '] =', r(j, k), &
+            ' outside [0, 1]'
+          call set_error(trim(buf))
+          rc = MB_ERR_INPUT
+          return
+        end if
+      end do
+    end do
+  end subroutine check_points
+
+  ! Event details of one point (see the header comment): status, x1 = x2, scale, helicities, lab momenta (= c.m.).
+  subroutine event_point(channel, r, status, x12, scale, hel, p)
+    integer(c_int), intent(in) :: channel
+    real(c_double), intent(in) :: r(N_DIMS)
+    integer(c_int), intent(out) :: status, hel(N_EXTERNAL)
+    real(c_double), intent(out) :: x12, scale, p(0:3, N_EXTERNAL)
+    real(c_double) :: weight, alpha(N_CHANNELS), s, c, w(4), tot, u, acc, fac
+    complex(c_double_complex) :: dz, a_z
+    integer :: l1, l2, k, pick
+    ! helicity of (e+, e-) for electron chirality l1 (1 = L, 2 = R), same for (mu+, mu-)
+    integer, parameter :: HA(2) = (/ 1, -1 /), HF(2) = (/ -1, 1 /)
+
+    call evaluate_point(channel, r, p, weight, alpha, status)
+    hel = 0
+    x12 = 0d0
+    scale = 0d0
+    if (status /= MB_POINT_OK) then
+      p = 0d0
+      return
+    end if
+    s = (p(0, 1) + p(0, 2))**2
+    c = -p(3, 4) / p(0, 4)
+    x12 = sqrt(s) / SQRTS_MAX
+    scale = sqrt(s)
+    dz = cmplx(s - m2, mg, kind=c_double_complex)
+    k = 0
+    do l1 = 1, 2
+      do l2 = 1, 2
+        k = k + 1
+        if (l1 == l2) then
+          fac = (1d0 + c)**2
+        else
+          fac = (1d0 - c)**2
+        end if
+        a_z = g_hel(l1) * g_hel(l2) / dz
+        w(k) = ((1d0 / s + real(a_z))**2 + aimag(a_z)**2) * fac
+      end do
+    end do
+    tot = sum(w)
+    u = point_u(1, channel, r) * tot
+    acc = 0d0
+    pick = 4
+    do k = 1, 4
+      acc = acc + w(k)
+      if (u < acc) then
+        pick = k
+        exit
+      end if
+    end do
+    do while (w(pick) <= 0d0 .and. pick > 1)
+      pick = pick - 1
+    end do
+    l1 = (pick - 1) / 2 + 1
+    l2 = mod(pick - 1, 2) + 1
+    hel = (/ HA(l1), HF(l1), HA(l2), HF(l2) /)
+  end subroutine event_point
 
 end module mb_reference_mod
 
@@ -381,3 +497,193 @@ function mb_last_error(buf_, buflen) result(rc) bind(C, name="mb_last_error")
   end do
   buf(ncopy + 1) = c_null_char
 end function mb_last_error
+
+
+function mb_event_details(n, channels_, r_, iproc_, mirror_, x1x2_, scale_, alphas_, pdg_, icolup_, helicity_, &
+                          momenta_lab_, status_) result(rc) bind(C, name="mb_event_details")
+  use, intrinsic :: iso_c_binding
+  use mb_reference_mod
+  implicit none
+  integer(c_int) :: rc
+  integer(c_int), value :: n
+  type(c_ptr), value :: channels_, r_, iproc_, mirror_, x1x2_, scale_, alphas_, pdg_, icolup_, helicity_, &
+                        momenta_lab_, status_
+  integer(c_int), pointer :: channels(:), i1(:), i2(:, :), i3(:, :, :)
+  real(c_double), pointer :: r(:, :), d1(:), d2(:, :), d3(:, :, :)
+  real(c_double), allocatable :: x12(:), sc(:), p(:, :, :)
+  integer(c_int), allocatable :: st(:), hel(:, :)
+  integer(c_int), parameter :: PDG_REF(N_EXTERNAL) = (/ -11, 11, -13, 13 /)
+  integer :: k
+  character(len=64) :: buf
+
+  if (.not. initialised) then
+    call set_error('mb_event_details: mb_init was not called (or failed)')
+    rc = MB_ERR_INIT
+    return
+  end if
+  if (n < 0) then
+    write (buf, '(i0)') n
+    call set_error('mb_event_details: n must be >= 0, got ' // trim(buf))
+    rc = MB_ERR_INPUT
+    return
+  end if
+  rc = MB_OK
+  if (n == 0) return
+  if (.not. (c_associated(channels_) .and. c_associated(r_))) then
+    call set_error('mb_event_details: null channels or r')
+    rc = MB_ERR_INPUT
+    return
+  end if
+  call c_f_pointer(channels_, channels, (/ n /))
+  call c_f_pointer(r_, r, (/ N_DIMS, n /))
+  call check_points('mb_event_details', n, channels, r, rc)
+  if (rc /= MB_OK) return
+  allocate (x12(n), sc(n), p(0:3, N_EXTERNAL, n), st(n), hel(N_EXTERNAL, n))
+  do k = 1, n
+    call event_point(channels(k), r(:, k), st(k), x12(k), sc(k), hel(:, k), p(:, :, k))
+  end do
+  if (c_associated(status_)) then
+    call c_f_pointer(status_, i1, (/ n /)); i1 = st
+  end if
+  if (c_associated(iproc_)) then
+    call c_f_pointer(iproc_, i1, (/ n /)); i1 = 0
+  end if
+  if (c_associated(mirror_)) then
+    call c_f_pointer(mirror_, i1, (/ n /)); i1 = 0
+  end if
+  if (c_associated(x1x2_)) then
+    call c_f_pointer(x1x2_, d2, (/ 2, n /))
+    d2(1, :) = x12
+    d2(2, :) = x12
+  end if
+  if (c_associated(scale_)) then
+    call c_f_pointer(scale_, d1, (/ n /)); d1 = sc
+  end if
+  if (c_associated(alphas_)) then
+    call c_f_pointer(alphas_, d1, (/ n /))
+    d1 = merge(-1d0, 0d0, st == MB_POINT_OK)
+  end if
+  if (c_associated(pdg_)) then
+    call c_f_pointer(pdg_, i2, (/ N_EXTERNAL, n /))
+    do k = 1, n
+      i2(:, k) = merge(PDG_REF, 0 * PDG_REF, st(k) == MB_POINT_OK)
+    end do
+  end if
+  if (c_associated(icolup_)) then
+    call c_f_pointer(icolup_, i3, (/ 2, N_EXTERNAL, n /)); i3 = 0
+  end if
+  if (c_associated(helicity_)) then
+    call c_f_pointer(helicity_, i2, (/ N_EXTERNAL, n /)); i2 = hel
+  end if
+  if (c_associated(momenta_lab_)) then
+    call c_f_pointer(momenta_lab_, d3, (/ 4, N_EXTERNAL, n /)); d3 = p
+  end if
+end function mb_event_details
+
+
+function mb_event_record_size(max_lines_) result(rc) bind(C, name="mb_event_record_size")
+  use, intrinsic :: iso_c_binding
+  use mb_reference_mod
+  implicit none
+  integer(c_int) :: rc
+  type(c_ptr), value :: max_lines_
+  integer(c_int), pointer :: ip
+  if (.not. initialised) then
+    call set_error('mb_event_record_size: mb_init was not called (or failed)')
+    rc = MB_ERR_INIT
+    return
+  end if
+  if (.not. c_associated(max_lines_)) then
+    call set_error('mb_event_record_size: null pointer argument')
+    rc = MB_ERR_INPUT
+    return
+  end if
+  call c_f_pointer(max_lines_, ip)
+  ip = N_EXTERNAL   ! no intermediate lines: the s-channel photon/Z is not written
+  rc = MB_OK
+end function mb_event_record_size
+
+
+function mb_event_record(n, channels_, r_, max_lines, n_lines_, idup_, istup_, mothup_, icolup_, pup_, spinup_) &
+    result(rc) bind(C, name="mb_event_record")
+  use, intrinsic :: iso_c_binding
+  use mb_reference_mod
+  implicit none
+  integer(c_int) :: rc
+  integer(c_int), value :: n, max_lines
+  type(c_ptr), value :: channels_, r_, n_lines_, idup_, istup_, mothup_, icolup_, pup_, spinup_
+  integer(c_int), pointer :: channels(:), i1(:), i2(:, :), i3(:, :, :)
+  real(c_double), pointer :: r(:, :), d3(:, :, :)
+  real(c_double), allocatable :: x12(:), sc(:), p(:, :, :)
+  integer(c_int), allocatable :: st(:), hel(:, :)
+  integer(c_int), parameter :: PDG_REF(N_EXTERNAL) = (/ -11, 11, -13, 13 /), IST(N_EXTERNAL) = (/ -1, -1, 1, 1 /)
+  integer :: k, i
+  character(len=64) :: buf
+
+  if (.not. initialised) then
+    call set_error('mb_event_record: mb_init was not called (or failed)')
+    rc = MB_ERR_INIT
+    return
+  end if
+  if (n < 0 .or. max_lines < N_EXTERNAL) then
+    write (buf, '(a,i0,a,i0)') 'n = ', n, ', max_lines = ', max_lines
+    call set_error('mb_event_record: need n >= 0 and max_lines >= mb_event_record_size, got ' // trim(buf))
+    rc = MB_ERR_INPUT
+    return
+  end if
+  rc = MB_OK
+  if (n == 0) return
+  if (.not. (c_associated(channels_) .and. c_associated(r_))) then
+    call set_error('mb_event_record: null channels or r')
+    rc = MB_ERR_INPUT
+    return
+  end if
+  call c_f_pointer(channels_, channels, (/ n /))
+  call c_f_pointer(r_, r, (/ N_DIMS, n /))
+  call check_points('mb_event_record', n, channels, r, rc)
+  if (rc /= MB_OK) return
+  allocate (x12(n), sc(n), p(0:3, N_EXTERNAL, n), st(n), hel(N_EXTERNAL, n))
+  do k = 1, n
+    call event_point(channels(k), r(:, k), st(k), x12(k), sc(k), hel(:, k), p(:, :, k))
+  end do
+  if (c_associated(n_lines_)) then
+    call c_f_pointer(n_lines_, i1, (/ n /))
+    i1 = merge(N_EXTERNAL, 0, st == MB_POINT_OK)
+  end if
+  if (c_associated(idup_)) then
+    call c_f_pointer(idup_, i2, (/ max_lines, n /))
+    i2 = 0
+    do k = 1, n
+      if (st(k) == MB_POINT_OK) i2(1:N_EXTERNAL, k) = PDG_REF
+    end do
+  end if
+  if (c_associated(istup_)) then
+    call c_f_pointer(istup_, i2, (/ max_lines, n /))
+    i2 = 0
+    do k = 1, n
+      if (st(k) == MB_POINT_OK) i2(1:N_EXTERNAL, k) = IST
+    end do
+  end if
+  if (c_associated(mothup_)) then
+    call c_f_pointer(mothup_, i3, (/ 2, max_lines, n /))
+    i3 = 0
+    do k = 1, n
+      do i = 1, N_EXTERNAL
+        if (st(k) == MB_POINT_OK .and. IST(i) == 1) i3(:, i, k) = (/ 1, 2 /)
+      end do
+    end do
+  end if
+  if (c_associated(icolup_)) then
+    call c_f_pointer(icolup_, i3, (/ 2, max_lines, n /)); i3 = 0
+  end if
+  if (c_associated(pup_)) then
+    call c_f_pointer(pup_, d3, (/ 5, max_lines, n /))
+    d3 = 0d0
+    d3(1:4, 1:N_EXTERNAL, :) = p   ! massless: m = 0
+  end if
+  if (c_associated(spinup_)) then
+    call c_f_pointer(spinup_, i2, (/ max_lines, n /))
+    i2 = 0
+    i2(1:N_EXTERNAL, :) = hel
+  end if
+end function mb_event_record

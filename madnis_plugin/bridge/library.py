@@ -23,7 +23,7 @@ import numpy as np
 from .errors import InitError, InvalidInput, ProcessNotFound, error_for_code
 
 _FFI = None
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 
 def _cdef_from_header(text: str) -> str:
@@ -72,6 +72,7 @@ class LibraryInfo:
     lpp: np.ndarray = field(repr=False)
     channel_diagram: np.ndarray = field(repr=False)
     channel_group: np.ndarray = field(repr=False)
+    max_record_lines: int = 0  # mb_event_record_size: external particles + intermediate resonances
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,44 @@ class RawEvaluation:
     weight: np.ndarray
     alpha: np.ndarray
     status: np.ndarray
+
+
+@dataclass(frozen=True)
+class RawEventDetails:
+    """Outputs of ``mb_event_details`` for n points (int32/float64 arrays; see madnis_bridge.h).
+
+    status [n]; iproc [n] (0-based subprocess); mirror [n] (1 = beams swapped); x1x2 [n, 2]; scale [n] (GeV);
+    alphas [n]; pdg [n, n_ext]; icolup [n, n_ext, 2]; helicity [n, n_ext]; momenta_lab [n, n_ext, 4].
+    """
+
+    status: np.ndarray
+    iproc: np.ndarray
+    mirror: np.ndarray
+    x1x2: np.ndarray
+    scale: np.ndarray
+    alphas: np.ndarray
+    pdg: np.ndarray
+    icolup: np.ndarray
+    helicity: np.ndarray
+    momenta_lab: np.ndarray
+
+
+@dataclass(frozen=True)
+class RawEventRecord:
+    """Outputs of ``mb_event_record`` for n points, L = max_record_lines: n_lines [n]; idup, istup, spinup [n, L];
+    mothup, icolup [n, L, 2]; pup [n, L, 5] = (E, px, py, pz, m), lab frame."""
+
+    n_lines: np.ndarray
+    idup: np.ndarray
+    istup: np.ndarray
+    mothup: np.ndarray
+    icolup: np.ndarray
+    pup: np.ndarray
+    spinup: np.ndarray
+
+
+RAW_DETAILS_FIELDS = tuple(RawEventDetails.__dataclass_fields__)
+RAW_RECORD_FIELDS = tuple(RawEventRecord.__dataclass_fields__)
 
 
 class Library:
@@ -143,7 +182,10 @@ class Library:
         diag = np.zeros(n_ch, np.int32)
         group = np.zeros(n_ch, np.int32)
         self._check(lib.mb_info_channels(self._iptr(diag), self._iptr(group)), "mb_info_channels")
-        self._info = LibraryInfo(n_dims, n_ext, n_inc, n_ch, n_sub, sde, pdg, masses, ebeam, lpp, diag, group)
+        max_lines = f.new("int *")
+        self._check(lib.mb_event_record_size(max_lines), "mb_event_record_size")
+        self._info = LibraryInfo(n_dims, n_ext, n_inc, n_ch, n_sub, sde, pdg, masses, ebeam, lpp, diag, group,
+                                 int(max_lines[0]))
         return self._info
 
     def evaluate(self, channels, r) -> RawEvaluation:
@@ -167,6 +209,46 @@ class Library:
             )
             self._check(rc, "mb_evaluate")
         return RawEvaluation(momenta, weight, alpha, status)
+
+    def event_details(self, channels, r) -> RawEventDetails:
+        """``mb_event_details`` on numpy arrays (same input rules as :meth:`evaluate`)."""
+        info = self.info()
+        channels, r = check_inputs(channels, r, info.n_dims)
+        n, ne = channels.shape[0], info.n_external
+        out = RawEventDetails(
+            status=np.zeros(n, np.int32), iproc=np.zeros(n, np.int32), mirror=np.zeros(n, np.int32),
+            x1x2=np.zeros((n, 2)), scale=np.zeros(n), alphas=np.zeros(n), pdg=np.zeros((n, ne), np.int32),
+            icolup=np.zeros((n, ne, 2), np.int32), helicity=np.zeros((n, ne), np.int32),
+            momenta_lab=np.zeros((n, ne, 4)),
+        )
+        if n:
+            rc = self._lib.mb_event_details(
+                n, self._iptr(channels), self._dptr(r), self._iptr(out.iproc), self._iptr(out.mirror),
+                self._dptr(out.x1x2), self._dptr(out.scale), self._dptr(out.alphas), self._iptr(out.pdg),
+                self._iptr(out.icolup), self._iptr(out.helicity), self._dptr(out.momenta_lab),
+                self._iptr(out.status),
+            )
+            self._check(rc, "mb_event_details")
+        return out
+
+    def event_record(self, channels, r) -> RawEventRecord:
+        """``mb_event_record`` on numpy arrays, with max_lines = the library's record size."""
+        info = self.info()
+        channels, r = check_inputs(channels, r, info.n_dims)
+        n, nl = channels.shape[0], max(info.max_record_lines, 1)
+        out = RawEventRecord(
+            n_lines=np.zeros(n, np.int32), idup=np.zeros((n, nl), np.int32), istup=np.zeros((n, nl), np.int32),
+            mothup=np.zeros((n, nl, 2), np.int32), icolup=np.zeros((n, nl, 2), np.int32), pup=np.zeros((n, nl, 5)),
+            spinup=np.zeros((n, nl), np.int32),
+        )
+        if n:
+            rc = self._lib.mb_event_record(
+                n, self._iptr(channels), self._dptr(r), nl, self._iptr(out.n_lines), self._iptr(out.idup),
+                self._iptr(out.istup), self._iptr(out.mothup), self._iptr(out.icolup), self._dptr(out.pup),
+                self._iptr(out.spinup),
+            )
+            self._check(rc, "mb_event_record")
+        return out
 
     # -- helpers ---------------------------------------------------------------------------------------------------
     def _dptr(self, a: np.ndarray):

@@ -60,7 +60,15 @@ from .errors import (
     InvalidInput,
     WorkerCrashed,
 )
-from .library import LibraryInfo, RawEvaluation, check_inputs
+from .library import (
+    RAW_DETAILS_FIELDS,
+    RAW_RECORD_FIELDS,
+    LibraryInfo,
+    RawEvaluation,
+    RawEventDetails,
+    RawEventRecord,
+    check_inputs,
+)
 
 _PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent.parent)
 
@@ -109,6 +117,12 @@ def _worker_main(fd: int) -> None:
             elif kind == "eval":
                 out = load(msg[1]).evaluate(msg[2], msg[3])
                 conn.send(("ok", out.momenta, out.weight, out.alpha, out.status))
+            elif kind == "details":
+                out = load(msg[1]).event_details(msg[2], msg[3])
+                conn.send(("ok", *(getattr(out, f) for f in RAW_DETAILS_FIELDS)))
+            elif kind == "record":
+                out = load(msg[1]).event_record(msg[2], msg[3])
+                conn.send(("ok", *(getattr(out, f) for f in RAW_RECORD_FIELDS)))
             else:
                 conn.send(("err", "InternalError", f"unknown request {kind!r}"))
         except BridgeError as exc:
@@ -266,6 +280,34 @@ class WorkerPool:
 
         Channel ranges are not checked here (a library reports MB_ERR_CHANNEL); shapes and dtypes are.
         """
+        return [RawEvaluation(*arrays) for arrays in self._points_many("eval", requests)]
+
+    def event_details_many(self, requests) -> list[RawEventDetails]:
+        """``mb_event_details`` for several (lib_index, channels, r) requests, routed like :meth:`evaluate_many`
+        (a channel-frozen library's points go to the workers bound to their channel)."""
+        return [RawEventDetails(*arrays) for arrays in self._points_many("details", requests)]
+
+    def event_record_many(self, requests) -> list[RawEventRecord]:
+        """``mb_event_record`` for several (lib_index, channels, r) requests, routed like :meth:`evaluate_many`."""
+        return [RawEventRecord(*arrays) for arrays in self._points_many("record", requests)]
+
+    @staticmethod
+    def _empty(kind: str, n: int, info: LibraryInfo) -> list[np.ndarray]:
+        ne, nc = info.n_external, info.n_channels
+        if kind == "eval":
+            return [np.zeros((n, ne, 4)), np.zeros(n), np.zeros((n, nc)), np.zeros(n, np.int32)]
+        if kind == "details":
+            i = np.int32
+            return [np.zeros(n, i), np.zeros(n, i), np.zeros(n, i), np.zeros((n, 2)), np.zeros(n), np.zeros(n),
+                    np.zeros((n, ne), i), np.zeros((n, ne, 2), i), np.zeros((n, ne), i), np.zeros((n, ne, 4))]
+        nl = max(info.max_record_lines, 1)
+        i = np.int32
+        return [np.zeros(n, i), np.zeros((n, nl), i), np.zeros((n, nl), i), np.zeros((n, nl, 2), i),
+                np.zeros((n, nl, 2), i), np.zeros((n, nl, 5)), np.zeros((n, nl), i)]
+
+    def _points_many(self, kind: str, requests) -> list[list[np.ndarray]]:
+        """Cut per-point requests into worker tasks (frozen libraries: one channel per task), run them, and
+        reassemble every output array in input order."""
         prepared = []
         tasks: list[_Task] = []
         for lib_index, channels, r in requests:
@@ -286,23 +328,13 @@ class WorkerPool:
                 for part in np.array_split(idx, n_chunks):
                     if part.shape[0] == 0:
                         continue
-                    tasks.append(_Task(lib_index, key, len(pieces), ("eval", spec, ch[part], rr[part])))
+                    tasks.append(_Task(lib_index, key, len(pieces), (kind, spec, ch[part], rr[part])))
                     pieces.append((req_i, part))
         results = self._run(tasks) if tasks else []
-        outs = []
-        for lib_index, ch, _rr, info in prepared:
-            n = ch.shape[0]
-            outs.append(
-                RawEvaluation(
-                    np.zeros((n, info.n_external, 4)),
-                    np.zeros(n),
-                    np.zeros((n, info.n_channels)),
-                    np.zeros(n, np.int32),
-                )
-            )
+        outs = [self._empty(kind, ch.shape[0], info) for _lib, ch, _rr, info in prepared]
         for (req_i, part), res in zip(pieces, results):
-            o = outs[req_i]
-            o.momenta[part], o.weight[part], o.alpha[part], o.status[part] = res
+            for dst, src in zip(outs[req_i], res):
+                dst[part] = src
         return outs
 
     @property
@@ -434,7 +466,7 @@ class WorkerPool:
                         self._retire(w)
                         continue
                     inflight[w] = task
-                    if task.msg[0] == "eval":
+                    if task.msg[0] in ("eval", "details", "record"):
                         w.channels_seen.update(np.unique(task.msg[2]).tolist())
                 if errors:
                     pending.clear()

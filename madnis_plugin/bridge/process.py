@@ -5,6 +5,8 @@ evaluate it at chosen channels and random numbers through the worker pool.
     proc = load_process("MY_OUTPUT/SubProcesses/P1_epem_mupmum", sde_strategy=1)
     proc = load_process("MY_OUTPUT")                      # every SubProcesses/P* dir, channels concatenated
     ev = proc.evaluate(channels, r)                       # numpy (or CPU torch) in, numpy Evaluation out
+    det = proc.event_details(channels, r)                 # per-event flavour, colour, helicity, x1/x2, scale, αs,
+                                                          # lab momenta and the LHE record (ABI 2)
     proc.close()                                          # or: with load_process(...) as proc:
 
 Channels of a multi-P-directory output are concatenated in the sorted order of the P-dirs; ``info.subprocesses[k]``
@@ -119,6 +121,55 @@ class Evaluation:
         return self.alpha[np.arange(self.weight.shape[0]), self.channels] * self.weight
 
 
+@dataclass(frozen=True)
+class EventRecord:
+    """The LHE event record of n points (what MadEvent writes; ``mb_event_record``), zero-padded to L lines.
+
+    n_lines int [n]; idup, istup (-1 in, 1 out, 2 intermediate resonance), spinup int [n, L]; mothup (1-based line
+    numbers), icolup int [n, L, 2]; pup float [n, L, 5] = (E, px, py, pz, m) in the lab frame (GeV).
+    """
+
+    n_lines: np.ndarray
+    idup: np.ndarray
+    istup: np.ndarray
+    mothup: np.ndarray
+    icolup: np.ndarray
+    pup: np.ndarray
+    spinup: np.ndarray
+
+
+@dataclass(frozen=True)
+class EventDetails:
+    """Result of :meth:`Process.event_details` for n points (numpy; see madnis_bridge.h, ``mb_event_details``).
+
+    status int32 [n] (as in :class:`Evaluation`; other fields are zero where status != 0);
+    subprocess int64 [n] (index into ``info.subprocesses``: the P-directory); iproc int32 [n] (0-based flavour
+    subprocess inside the P-group); mirror int32 [n] (1 = beams swapped); x1x2 float64 [n, 2] (beam 1, beam 2);
+    scale float64 [n] (SCALUP, GeV); alphas float64 [n] (AQCDUP, -1 = no strong coupling);
+    pdg int32 [n, n_ext]; icolup int32 [n, n_ext, 2]; helicity int32 [n, n_ext] (9 = unknown);
+    momenta_lab float64 [n, n_ext, 4] (E, px, py, pz): incoming in beam order (0 = beam 1, +z), final state in
+    process order; zero-padded to the largest n_external. ``record``: the full LHE record (with resonances) or None.
+    """
+
+    status: np.ndarray
+    subprocess: np.ndarray
+    iproc: np.ndarray
+    mirror: np.ndarray
+    x1x2: np.ndarray
+    scale: np.ndarray
+    alphas: np.ndarray
+    pdg: np.ndarray
+    icolup: np.ndarray
+    helicity: np.ndarray
+    momenta_lab: np.ndarray
+    channels: np.ndarray
+    record: EventRecord | None = None
+
+    @property
+    def valid(self) -> np.ndarray:
+        return self.status == 0
+
+
 # ============================================================================================================ process
 class Process:
     """A loaded process; evaluates in worker processes. Use :func:`load_process` to create one."""
@@ -205,8 +256,8 @@ class Process:
         self.n_features = 2 if kind == "reference" else 1 + 3 * n_final
 
     # -------------------------------------------------------------------------------------------------- evaluate
-    def evaluate(self, channels, r) -> Evaluation:
-        """Evaluate at ``channels`` (integer [n]) and ``r`` (float64 [n, n_dims] in [0, 1]); numpy or CPU torch."""
+    def _split(self, channels, r):
+        """Validate (channels, r) and cut them per P-directory: (ch, rr, [(k, idx)], [(k, local ch, r_k)])."""
         channels = _as_numpy(channels)
         r = _as_numpy(r)
         ch, rr = check_inputs(channels, r, self.n_dims)
@@ -221,10 +272,6 @@ class Process:
             if bad_r.any():
                 k, j = (int(x) for x in np.argwhere(bad_r)[0])
                 raise InvalidInput(f"r[{k}][{j}] = {float(rr[k, j])!r} is outside [0, 1] (or NaN)")
-        weight = np.zeros(n)
-        momenta = np.zeros((n, self.n_external, 4))
-        alpha = np.zeros((n, self.n_channels))
-        status = np.zeros(n, np.int32)
         subs = self.info.subprocesses
         sub_of_point = self._channel_sub[ch] if n else np.zeros(0, np.int64)
         requests, index_sets = [], []
@@ -234,6 +281,17 @@ class Process:
                 continue
             requests.append((k, ch[idx] - sp.channel_offset, np.ascontiguousarray(rr[idx, : sp.n_dims])))
             index_sets.append((k, idx))
+        return ch, rr, index_sets, requests
+
+    def evaluate(self, channels, r) -> Evaluation:
+        """Evaluate at ``channels`` (integer [n]) and ``r`` (float64 [n, n_dims] in [0, 1]); numpy or CPU torch."""
+        ch, _rr, index_sets, requests = self._split(channels, r)
+        n = ch.shape[0]
+        weight = np.zeros(n)
+        momenta = np.zeros((n, self.n_external, 4))
+        alpha = np.zeros((n, self.n_channels))
+        status = np.zeros(n, np.int32)
+        subs = self.info.subprocesses
         outs = self.pool.evaluate_many(requests) if requests else []
         for (k, idx), out in zip(index_sets, outs):
             sp = subs[k]
@@ -242,6 +300,47 @@ class Process:
             alpha[idx, sp.channel_offset : sp.channel_offset + sp.n_channels] = out.alpha
             status[idx] = out.status
         return Evaluation(weight, momenta, alpha, status, ch.astype(np.int64))
+
+    def event_details(self, channels, r, *, record: bool = True) -> EventDetails:
+        """Per-event details at (``channels``, ``r``), the same points as :meth:`evaluate` takes: the flavours, beam
+        mirror, colour flow and helicities chosen for each point, x1/x2, the scale and αs the matrix element used,
+        lab-frame momenta, and (``record=True``) the full LHE record with intermediate resonances. Deterministic in
+        (channel, r) and consistent with :meth:`evaluate` (same subprocess choice, same phase-space point). Runs in
+        the same workers (an MG5 library's points go to the workers frozen to their channel)."""
+        ch, _rr, index_sets, requests = self._split(channels, r)
+        n, ne = ch.shape[0], self.n_external
+        i32 = np.int32
+        status = np.zeros(n, i32)
+        subproc = np.zeros(n, np.int64)
+        iproc = np.zeros(n, i32)
+        mirror = np.zeros(n, i32)
+        x1x2 = np.zeros((n, 2))
+        scale = np.zeros(n)
+        alphas = np.zeros(n)
+        pdg = np.zeros((n, ne), i32)
+        icolup = np.zeros((n, ne, 2), i32)
+        helicity = np.zeros((n, ne), i32)
+        mom = np.zeros((n, ne, 4))
+        outs = self.pool.event_details_many(requests) if requests else []
+        for (k, idx), o in zip(index_sets, outs):
+            m = self.info.subprocesses[k].n_external
+            status[idx], subproc[idx], iproc[idx], mirror[idx] = o.status, k, o.iproc, o.mirror
+            x1x2[idx], scale[idx], alphas[idx] = o.x1x2, o.scale, o.alphas
+            pdg[idx, :m], icolup[idx, :m], helicity[idx, :m], mom[idx, :m] = o.pdg, o.icolup, o.helicity, o.momenta_lab
+        rec = None
+        if record:
+            recs = self.pool.event_record_many(requests) if requests else []
+            nl = max([1] + [self.pool.info(k).max_record_lines for k in range(len(self.info.subprocesses))])
+            rec = EventRecord(np.zeros(n, i32), np.zeros((n, nl), i32), np.zeros((n, nl), i32),
+                              np.zeros((n, nl, 2), i32), np.zeros((n, nl, 2), i32), np.zeros((n, nl, 5)),
+                              np.zeros((n, nl), i32))
+            for (k, idx), o in zip(index_sets, recs):
+                L = o.idup.shape[1]
+                rec.n_lines[idx] = o.n_lines
+                rec.idup[idx, :L], rec.istup[idx, :L], rec.spinup[idx, :L] = o.idup, o.istup, o.spinup
+                rec.mothup[idx, :L], rec.icolup[idx, :L], rec.pup[idx, :L] = o.mothup, o.icolup, o.pup
+        return EventDetails(status, subproc, iproc, mirror, x1x2, scale, alphas, pdg, icolup, helicity, mom,
+                            ch.astype(np.int64), rec)
 
     __call__ = evaluate
 

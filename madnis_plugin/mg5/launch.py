@@ -371,8 +371,9 @@ class MadnisRun:
         given = None
         fn = getattr(self.process, "event_details", None)
         if fn is not None:
-            d = fn(channels, r)
-            given = d if isinstance(d, lhe_mod.EventDetails) else lhe_mod.EventDetails(**dict(d))
+            # the bridge (ABI 2): flavour, mirror, colour, helicities, x1/x2, SCALUP, AQCDUP, lab momenta and the
+            # record with resonances, for exactly these (channel, r) points
+            given = lhe_mod.details_from_process(fn(channels, r), sub.n_external, aqed=self.s.aqed)
         return lhe_mod.fallback_details(momenta, sub, aqed=self.s.aqed, aqcd=self.s.aqcd, given=given)
 
     def write(self) -> RunSummary:
@@ -644,8 +645,8 @@ def run_madnis_survey(cmd, line: str, opts: MadnisCardOptions, mod=None, *, proc
     except (KeyError, TypeError):
         use_syst = False
     if use_syst:
-        logger.warning("MadNIS: systematics need MadEvent's per-event <mgrwt> record (scales, PDF x), which the bridge "
-                       "does not provide; use_syst is switched off for this run")
+        logger.warning("MadNIS: systematics need MadEvent's per-event <mgrwt> block (PDF and alpha_s reweighting "
+                       "information), which MadNIS events do not carry; use_syst is switched off for this run")
         cmd.run_card["use_syst"] = False
     aqed, aqcd = read_couplings(Path(cmd.me_dir))
     settings = LaunchSettings(

@@ -12,12 +12,15 @@ Two outputs:
 Every file is written to a temporary name in the same directory and renamed into place (``os.replace``), so an
 interrupted run never leaves a half-written event file.
 
-What goes into an event. The bridge evaluates momenta in the partonic c.m. frame. Per-event information beyond
-momenta (flavours of a grouped P-directory, beam mirror, x1/x2, scales, αs, colour flow, helicities) comes from an
-optional ``event_details(channels, r)`` method of the process (returning :class:`EventDetails`); where the process
-does not provide it, :func:`fallback_details` uses the P-directory's representative flavours (``leshouche.inc``
-IDUP of subprocess 1, or the bridge's PDG list), its first colour flow (``ICOLUP``), no boost (c.m. frame), SCALUP =
-√ŝ and the couplings of the param card, and SPINUP = 9 (unknown). The banner records which fields were faked.
+What goes into an event. The bridge (ABI 2, ``Process.event_details(channels, r)``) gives for every event the
+flavours of the chosen subprocess and beam mirror, x1/x2, the lab-frame momenta, SCALUP and AQCDUP as the matrix
+element used them, the colour flow and the helicities MadEvent would choose, and MadEvent's full event record with
+intermediate resonances (``addmothers``): :func:`details_from_process` turns that into :class:`EventDetails`, and
+:func:`format_events` writes the record lines as MadEvent's ``write_leshouche`` does. AQEDUP is the param card's
+α (MG5 writes the fixed ``gal(1)²/4π`` too). A process without ``event_details`` (test fakes) gets the documented
+fallbacks of :func:`fallback_details` — representative flavours (``leshouche.inc`` IDUP of subprocess 1, or the
+bridge's PDG list), the first colour flow (``ICOLUP``), no boost, SCALUP = √ŝ, the param card's couplings, SPINUP =
+9 — and the banner records which fields were faked.
 """
 
 from __future__ import annotations
@@ -190,7 +193,10 @@ class EventDetails:
 
     pdg int [n, n_ext]; colour int [n, n_ext, 2]; helicity int [n, n_ext] (−1/0/+1);
     x1x2 float [n, 2] (Bjorken x, for the lab boost); scale float [n] (GeV); aqed, aqcd float [n];
-    momenta_lab float [n, n_ext, 4] (overrides the boost). ``faked`` lists the fields a fallback filled in.
+    momenta_lab float [n, n_ext, 4] (overrides the boost). ``record``: the full LHE record (an object with
+    n_lines, idup, istup, mothup, icolup, pup, spinup as the bridge's ``EventRecord``); when given,
+    :func:`format_events` writes its lines (with intermediate resonances) instead of the external particles.
+    ``faked`` lists the fields a fallback filled in.
     """
 
     pdg: np.ndarray | None = None
@@ -201,7 +207,32 @@ class EventDetails:
     aqed: np.ndarray | None = None
     aqcd: np.ndarray | None = None
     momenta_lab: np.ndarray | None = None
+    record: object | None = None
     faked: list[str] = field(default_factory=list)
+
+
+def details_from_process(d, n_external: int, *, aqed: float = -1.0) -> EventDetails:
+    """:class:`EventDetails` from the bridge's ``Process.event_details`` result (duck-typed: ``pdg``, ``icolup``,
+    ``helicity``, ``x1x2``, ``scale``, ``alphas``, ``momenta_lab``, ``record``), cut to ``n_external`` particles.
+    AQEDUP is ``aqed`` (the param card's α, as MG5 writes it); AQCDUP the αs the matrix element used (kept as −1
+    where the process has none)."""
+    if isinstance(d, EventDetails):
+        return d
+    if not hasattr(d, "momenta_lab"):
+        return EventDetails(**dict(d))
+    status = np.asarray(getattr(d, "status", np.zeros(len(d.scale), np.int32)))
+    if np.any(status != 0):
+        bad = int(np.flatnonzero(status != 0)[0])
+        raise ValueError(f"event_details: point {bad} has status {int(status[bad])} (an event must have status 0)")
+    ne = n_external
+    n = len(d.scale)
+    return EventDetails(
+        pdg=np.asarray(d.pdg)[:, :ne].astype(np.int64), colour=np.asarray(d.icolup)[:, :ne].astype(np.int64),
+        helicity=np.asarray(d.helicity)[:, :ne].astype(np.int64), x1x2=np.asarray(d.x1x2, np.float64),
+        scale=np.asarray(d.scale, np.float64), aqed=np.full(n, float(aqed)),
+        aqcd=np.asarray(d.alphas, np.float64), momenta_lab=np.asarray(d.momenta_lab, np.float64)[:, :ne],
+        record=getattr(d, "record", None),
+    )
 
 
 @dataclass(frozen=True)
@@ -274,7 +305,11 @@ def format_events(momenta: np.ndarray, weights: np.ndarray, sub: SubprocessEvent
     n, ne = p.shape[0], sub.n_external
     masses = np.asarray(sub.masses[:ne], np.float64) if len(sub.masses) >= ne else None
     out = io.StringIO()
+    rec = details.record
     for k in range(n):
+        if rec is not None and int(rec.n_lines[k]) > 0:
+            _format_record_event(out, k, rec, sub.idprup, weights[k], details)
+            continue
         out.write("<event>\n")
         out.write(f" {ne:d} {sub.idprup:6d} {weights[k]:+.7e} {details.scale[k]:.8e} "
                   f"{details.aqed[k]:.8e} {details.aqcd[k]:.8e}\n")
@@ -290,6 +325,22 @@ def format_events(momenta: np.ndarray, weights: np.ndarray, sub: SubprocessEvent
                       f"{px:+.10e} {py:+.10e} {pz:+.10e} {e:.10e} {mass:.10e} 0.0000e+00 {float(spin):.4e}\n")
         out.write("</event>\n")
     return out.getvalue()
+
+
+def _format_record_event(out, k: int, rec, idprup: int, weight: float, details: EventDetails) -> None:
+    """One ``<event>`` from the record lines of event k (MadEvent's ``write_leshouche`` content)."""
+    nl = int(rec.n_lines[k])
+    out.write("<event>\n")
+    out.write(f" {nl:d} {idprup:6d} {weight:+.7e} {details.scale[k]:.8e} "
+              f"{details.aqed[k]:.8e} {details.aqcd[k]:.8e}\n")
+    for i in range(nl):
+        e, px, py, pz, mass = (float(x) for x in rec.pup[k, i])
+        m1, m2 = int(rec.mothup[k, i, 0]), int(rec.mothup[k, i, 1])
+        col, acol = int(rec.icolup[k, i, 0]), int(rec.icolup[k, i, 1])
+        out.write(f" {int(rec.idup[k, i]):8d} {int(rec.istup[k, i]):2d} {m1:4d} {m2:4d} {col:4d} {acol:4d} "
+                  f"{px:+.10e} {py:+.10e} {pz:+.10e} {e:.10e} {mass:.10e} 0.0000e+00 "
+                  f"{float(rec.spinup[k, i]):.4e}\n")
+    out.write("</event>\n")
 
 
 # ---------------------------------------------------------------------------------------------------- unweighting

@@ -175,3 +175,65 @@ class FakeProcess:
 
     def close(self):
         self.closed = True
+
+
+@dataclass(frozen=True)
+class FakeRecord:
+    n_lines: np.ndarray
+    idup: np.ndarray
+    istup: np.ndarray
+    mothup: np.ndarray
+    icolup: np.ndarray
+    pup: np.ndarray
+    spinup: np.ndarray
+
+
+@dataclass(frozen=True)
+class FakeDetails:
+    """Shaped like the bridge's ``process.EventDetails`` (ABI 2)."""
+
+    status: np.ndarray
+    subprocess: np.ndarray
+    iproc: np.ndarray
+    mirror: np.ndarray
+    x1x2: np.ndarray
+    scale: np.ndarray
+    alphas: np.ndarray
+    pdg: np.ndarray
+    icolup: np.ndarray
+    helicity: np.ndarray
+    momenta_lab: np.ndarray
+    channels: np.ndarray
+    record: FakeRecord | None = None
+
+
+class FakeProcessWithDetails(FakeProcess):
+    """FakeProcess plus ``event_details``: P1 events are d~ d (mirrored, beam 1 = d~) with a Z line in the record,
+    x1 = 0.01, x2 from √ŝ, SCALUP = √ŝ, αs = 0.118, helicities (+1, −1, −1, +1)."""
+
+    def event_details(self, channels, r, record=True):
+        ev = self.evaluate(channels, r)
+        n = len(ev.weight)
+        p = ev.momenta
+        sqrt_s = 2 * p[:, 0, 0]
+        x1 = np.full(n, 0.01)
+        x2 = sqrt_s**2 / (13000.0**2 * x1)
+        e1, e2 = x1 * 6500, x2 * 6500
+        beta = (e1 - e2) / (e1 + e2)
+        gam = 1 / np.sqrt(1 - beta**2)
+        lab = p.copy()
+        lab[..., 0] = gam[:, None] * (p[..., 0] + beta[:, None] * p[..., 3])
+        lab[..., 3] = gam[:, None] * (p[..., 3] + beta[:, None] * p[..., 0])
+        pdg = np.tile([-1, 1, -11, 11], (n, 1))
+        col = np.tile([[0, 501], [501, 0], [0, 0], [0, 0]], (n, 1, 1))
+        hel = np.tile([1, -1, -1, 1], (n, 1))
+        rec = FakeRecord(np.full(n, 5), np.tile([-1, 1, 23, -11, 11], (n, 1)), np.tile([-1, -1, 2, 1, 1], (n, 1)),
+                         np.tile([[0, 0], [0, 0], [1, 2], [3, 3], [3, 3]], (n, 1, 1)),
+                         np.tile([[0, 501], [501, 0], [0, 0], [0, 0], [0, 0]], (n, 1, 1)), np.zeros((n, 5, 5)),
+                         np.tile([1, -1, 0, -1, 1], (n, 1)))
+        rec.pup[:, [0, 1, 3, 4], :4] = lab
+        rec.pup[:, 2, :4] = lab[:, 2] + lab[:, 3]
+        rec.pup[:, 2, 4] = sqrt_s
+        return FakeDetails(ev.status, np.zeros(n, np.int64), np.ones(n, np.int32), np.ones(n, np.int32),
+                           np.stack([x1, x2], 1), sqrt_s, np.full(n, 0.118), pdg, col, hel, lab,
+                           np.asarray(channels), rec if record else None)

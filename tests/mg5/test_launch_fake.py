@@ -190,3 +190,27 @@ def test_write_back_grids_and_dropped_marker(proc_dir):
     active = [True] * 5
     write_back_grids(proc_dir, cmap, proc.groups, edges, active, lambda c: 2)
     assert not (sub / "P1_qq_ll" / "G2" / DROPPED_MARKER).exists()
+
+
+def test_events_carry_the_bridge_details(proc_dir):
+    """With a process that has event_details (ABI 2), the G-directory events carry its record: flavours, mirror,
+    Z line, lab momenta, SCALUP, AQCDUP, helicities; nothing is filled by fallbacks."""
+    from fakes import FakeProcessWithDetails
+
+    made = []
+
+    def factory(me_dir, sde_strategy, n_workers):
+        made.append(FakeProcessWithDetails(me_dir))
+        return made[-1]
+
+    summary = MadnisRun(_settings(proc_dir), process_factory=factory).run()
+    assert summary.faked_event_fields == []
+    evs = lhe.read_events(proc_dir / "SubProcesses" / "P1_qq_ll" / "G1" / "events.lhe")
+    assert evs
+    for e in evs[:50]:
+        q = e["particles"]
+        assert [x["pdg"] for x in q] == [-1, 1, 23, -11, 11] and [x["status"] for x in q] == [-1, -1, 2, 1, 1]
+        assert e["aqcd"] == pytest.approx(0.118) and e["aqed"] == pytest.approx(1 / 132.5)
+        assert e["scale"] == pytest.approx(q[2]["m"], rel=1e-6)
+        assert q[0]["p"][0] == pytest.approx(65.0) and q[0]["spin"] == 1.0
+        np.testing.assert_allclose(np.sum([x["p"] for x in q[:2]], 0), np.sum([x["p"] for x in q[3:]], 0), atol=1e-5)

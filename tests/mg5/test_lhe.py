@@ -104,3 +104,76 @@ def test_atomic_write_interrupted_leaves_old_file(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         lhe.atomic_write_text(f, "new")
     assert f.read_text() == "old" and len(list(tmp_path.iterdir())) == 1
+
+
+# ---------------------------------------------------------------------------------------------------- ABI 2 details
+def _reference_details(n=40):
+    """Event details of the project's reference process (e+ e- > mu+ mu-) from the real bridge."""
+    from madnis_plugin.bridge.process import load_process
+
+    rng = np.random.default_rng(7)
+    r = rng.random((4 * n, 3))
+    ch = rng.integers(0, 2, 4 * n)
+    with load_process("reference", n_workers=1) as proc:
+        ev = proc.evaluate(ch, r)
+        ok = np.flatnonzero(ev.status == 0)[:n]
+        det = proc.event_details(ch[ok], r[ok])
+        info = proc.info.subprocesses[0]
+    return ev.momenta[ok], det, info
+
+
+def test_details_from_the_bridge_fill_every_field(tmp_path):
+    mom, det, info = _reference_details()
+    sub = lhe.SubprocessEventInfo(idprup=1, n_external=4, n_incoming=2, pdg=info.pdg, masses=info.masses,
+                                  ebeam=info.ebeam)
+    d = lhe.fallback_details(mom, sub, aqed=1 / 132.507, aqcd=0.118,
+                             given=lhe.details_from_process(det, 4, aqed=1 / 132.507))
+    assert d.faked == []
+    text = lhe.format_events(mom, np.ones(len(mom)), sub, d)
+    path = lhe.write_lhe_file(tmp_path / "ref.lhe", text, lhe.init_block((-11, 11), info.ebeam, (0, 0), [(1, 0, 1, 1)]))
+    evs = lhe.read_events(path)
+    assert len(evs) == len(mom)
+    for e, k in zip(evs, range(len(mom))):
+        assert [q["pdg"] for q in e["particles"]] == [-11, 11, -13, 13]
+        assert [q["spin"] for q in e["particles"]] == list(det.helicity[k].astype(float))
+        assert e["scale"] == pytest.approx(det.scale[k], rel=1e-7) and e["aqcd"] == -1.0
+        np.testing.assert_allclose([q["p"] for q in e["particles"]], det.momenta_lab[k], rtol=1e-9, atol=1e-9)
+    bad = dataclasses_replace_status(det)
+    with pytest.raises(ValueError, match="status"):
+        lhe.details_from_process(bad, 4)
+
+
+def dataclasses_replace_status(det):
+    import dataclasses
+
+    st = det.status.copy()
+    st[0] = 1
+    return dataclasses.replace(det, status=st)
+
+
+def test_record_with_resonance_round_trip(tmp_path):
+    from fakes import FakeProcessWithDetails, make_process_dir
+
+    me = make_process_dir(tmp_path / "P")
+    proc = FakeProcessWithDetails(me)
+    r = np.random.default_rng(3).random((5, 2)) * 0.9
+    ev = proc.evaluate(np.zeros(5, np.int64), r)
+    sub = lhe.SubprocessEventInfo(idprup=1, n_external=4, n_incoming=2, pdg=(2, -2, -11, 11), masses=(0.0,) * 4,
+                                  ebeam=(6500.0, 6500.0))
+    det = lhe.fallback_details(ev.momenta, sub, aqed=1 / 132.5, aqcd=0.118,
+                               given=lhe.details_from_process(proc.event_details(np.zeros(5), r), 4, aqed=1 / 132.5))
+    text = lhe.format_events(ev.momenta, np.full(5, 2.0), sub, det)
+    path = lhe.write_lhe_file(tmp_path / "rec.lhe.gz", text,
+                              lhe.init_block((2212, 2212), (6500, 6500), (247000, 247000), [(10.0, 0.1, 10.0, 1)]))
+    evs = lhe.read_events(path)
+    assert [q["pdg"] for q in evs[0]["particles"]] == [-1, 1, 23, -11, 11]
+    assert [q["status"] for q in evs[0]["particles"]] == [-1, -1, 2, 1, 1]
+    assert evs[0]["particles"][2]["m"] == pytest.approx(2 * ev.momenta[0, 0, 0])
+    pylhe = pytest.importorskip("pylhe")
+    events = list(pylhe.LHEFile.fromfile(str(path), generator=False).events)
+    q = events[0].particles
+    assert [int(x.id) for x in q] == [-1, 1, 23, -11, 11] and [int(x.status) for x in q] == [-1, -1, 2, 1, 1]
+    assert [int(x.mother1) for x in q] == [0, 0, 1, 3, 3] and int(q[0].color2) == 501 and int(q[1].color1) == 501
+    tot_in = np.array([[x.e, x.px, x.py, x.pz] for x in q[:2]]).sum(0)
+    tot_out = np.array([[x.e, x.px, x.py, x.pz] for x in q[3:]]).sum(0)
+    np.testing.assert_allclose(tot_in, tot_out, atol=1e-6)

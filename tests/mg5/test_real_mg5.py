@@ -136,6 +136,20 @@ def test_launch_ppee_with_and_without_madnis(mg5, plugin_env, tmp_path):
     assert (ev / "madnis_checkpoint.pt").is_file() and (ev / "madnis_results.json").is_file()
     assert "MadNIS" in (out / "HTML" / "run_01" / "results.html").read_text()
     assert "internal.madevent_interface" not in (plugdir / "trace.txt").read_text()  # the MG5-shell route
+    # the event record comes from the bridge (ABI 2): all flavours and both beam orders, Z lines, lab boost,
+    # SCALUP = m_ll (Drell-Yan's dynamical scale), running alpha_s, helicities, colour
+    lhe_parser = mg5[2]
+    evs = list(lhe_parser.EventFile(str(ev / "unweighted_events.lhe.gz")))
+    inc = [[p for p in e if p.status == -1] for e in evs]
+    assert {abs(i[0].pid) for i in inc} == {1, 2, 3, 4} and 0.3 < sum(i[0].pid < 0 for i in inc) / len(evs) < 0.7
+    assert 0.5 < sum(any(p.status == 2 and p.pid == 23 for p in e) for e in evs) / len(evs) < 0.95
+    assert all(abs(i[0].pz + i[1].pz) > 1e-6 for i in inc)
+    for e, i in zip(evs[:100], inc):
+        q = [lhe_parser.FourMomentum(p) for p in e if p.status == 1]
+        assert abs(e.scale - (q[0] + q[1]).mass) < 1e-4 * e.scale
+        assert {int(p.helicity) for p in e if abs(p.status) == 1} <= {-1, 1}
+        assert i[0].color1 + i[0].color2 == 501 and (i[0].color1 == i[1].color2 or i[0].color2 == i[1].color1)
+    assert len({round(e.aqcd, 6) for e in evs}) > 100
     # ./bin/madevent route, from the saved model, no training
     r = subprocess.run([sys.executable, "-m", "madnis_plugin.cli", "generate", str(out), "--from", "run_01",
                         "--run-name", "run_02"], capture_output=True, text=True, env=env, timeout=1500)
