@@ -323,7 +323,7 @@ class MultiFlow(nn.Module):
         """Initialise every group's flow to its VEGAS grid (MadNIS Reloaded sec. 2.3).
 
         ``edges`` float64 ``[G, D, K_grid+1]``. Per group and dimension the grid becomes spline knots
-        (eq. 32: widths from the grid, heights ``1/K_grid``, derivatives ``h/w``), reduced by merging
+        (eq. 32: widths from the grid, heights ``1/K_grid``, derivatives ``h/w`` at the ends and the geometric mean of the adjacent ``h/w`` inside, see ``vegas._knots_eq32``), reduced by merging
         (eqs. 33-34) to ``n_bins`` bins (default and maximum: ``self.bins``; fewer bins, or a grid with
         fewer bins than ``self.bins``, are filled up by halving the widest bins). The knots go into the
         biases of the zero-weight last layers of the two blocks closest to ``r`` (one per half of the
