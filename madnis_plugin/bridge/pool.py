@@ -212,6 +212,15 @@ _LIVE_POOLS: "weakref.WeakSet[WorkerPool]" = weakref.WeakSet()
 
 
 @atexit.register
+def _memory_worker_budget(per_worker_bytes: int = 100 * 2**20) -> int:
+    """How many library workers a quarter of the physical memory holds."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 64
+    return max(8, int(total // 4 // per_worker_bytes))
+
+
 def _close_all_pools() -> None:
     for pool in list(_LIVE_POOLS):
         pool.close()
@@ -224,7 +233,9 @@ class WorkerPool:
         specs: the libraries (index = position).
         n_workers: calls running at the same time; default ``os.cpu_count()``.
         max_workers: worker processes alive at once; default ``n_workers`` when no library is channel-frozen,
-            else ``max(4 * n_workers, 8)``.
+            else one per channel of the frozen libraries (at least ``max(4 * n_workers, 8)``), capped by a
+            memory budget (a quarter of the machine's memory at ~100 MB per worker). Fewer workers than
+            channels make every batch end and restart workers (a process start and a library init each).
         timeout: seconds one batch may take before the workers still busy are killed (None = no limit;
             default from ``$MADNIS_BRIDGE_TIMEOUT``).
         min_chunk: smallest chunk a batch is cut into for a non-frozen library.
@@ -246,6 +257,7 @@ class WorkerPool:
             raise ValueError("WorkerPool needs at least one library")
         self.n_workers = max(1, int(n_workers or os.cpu_count() or 1))
         any_frozen = any(s.frozen_channel for s in self.specs)
+        self._auto_cap = max_workers is None and any_frozen
         if max_workers is None:
             max_workers = max(4 * self.n_workers, 8) if any_frozen else self.n_workers
         self.max_workers = max(int(max_workers), 1)
@@ -390,6 +402,13 @@ class WorkerPool:
             self._workers.remove(w)
         w.kill()
 
+    def _cap(self) -> int:
+        """Live-worker cap; with the automatic default it grows to one worker per known frozen channel."""
+        if not self._auto_cap:
+            return self.max_workers
+        n_frozen = sum(info.n_channels for i, info in self._infos.items() if self.specs[i].frozen_channel)
+        return max(self.max_workers, min(n_frozen, _memory_worker_budget()))
+
     def _acquire(self, task: _Task, busy: set, pending_keys: set, info_request: bool):
         spec = self.specs[task.lib_index]
         idle = [w for w in self._workers if w not in busy]
@@ -406,7 +425,7 @@ class WorkerPool:
                     w.channel = task.key
                     return w
         key = None if (info_request or not spec.frozen_channel) else task.key
-        if len(self._workers) < self.max_workers:
+        if len(self._workers) < self._cap():
             return self._spawn(task.lib_index, key)
         victims = [w for w in idle if (w.lib_index, w.channel) not in pending_keys]
         if not victims:
