@@ -41,12 +41,8 @@ LHE_SPIN_UNKNOWN = 9
 
 
 # ---------------------------------------------------------------------------------------------------- atomic I/O
-def atomic_write_text(path: str | Path, text: str, *, compress: bool | None = None) -> Path:
-    """Write ``text`` to ``path`` atomically (temp file in the same directory, fsync, rename).
-
-    ``compress`` defaults to ``path.endswith('.gz')``.
-    """
-    path = Path(path)
+def _write_temp(path: Path, text: str, compress: bool | None) -> str:
+    """Write ``text`` (gzip when ``compress``, default by suffix) to a fsynced temp file beside ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if compress is None:
         compress = path.name.endswith(".gz")
@@ -61,10 +57,24 @@ def atomic_write_text(path: str | Path, text: str, *, compress: bool | None = No
                 raw.write(data)
             raw.flush()
             os.fsync(raw.fileno())
-        os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        raise
+    return tmp
+
+
+def atomic_write_text(path: str | Path, text: str, *, compress: bool | None = None) -> Path:
+    """Write ``text`` to ``path`` atomically (temp file in the same directory, fsync, rename).
+
+    ``compress`` defaults to ``path.endswith('.gz')``.
+    """
+    path = Path(path)
+    tmp = _write_temp(path, text, compress)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
         raise
     return path
 
@@ -78,24 +88,7 @@ class AtomicGroup:
 
     def stage(self, path: str | Path, text: str, *, compress: bool | None = None) -> None:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if compress is None:
-            compress = path.name.endswith(".gz")
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as raw:
-                data = text.encode("utf-8")
-                if compress:
-                    with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
-                        gz.write(data)
-                else:
-                    raw.write(data)
-                raw.flush()
-                os.fsync(raw.fileno())
-        except BaseException:
-            os.unlink(tmp)
-            raise
-        self._staged.append((tmp, path))
+        self._staged.append((_write_temp(path, text, compress), path))
 
     def commit(self) -> list[Path]:
         done = []
