@@ -31,6 +31,20 @@ def refine_allocation(trainer: Trainer, n: int) -> Tensor:
     return allocate(n, sigma, trainer.model.active, cfg.uniform_fraction, cfg.min_points_per_channel)
 
 
+def _refine_plan(trainer: Trainer, n: int, seed: int | None, generator: torch.Generator | None
+                 ) -> tuple[torch.Generator, Tensor, Tensor, Tensor]:
+    """Generator (seeded from config.seed unless given), counts ``[C]``, the channel of every point ``[N]`` and
+    the per-channel event-weight factor N/N_i ``[C]``; puts the model in eval mode."""
+    if generator is None:
+        s = trainer.config.seed + INTEGRATION_SEED_OFFSET if seed is None else seed
+        generator = torch.Generator(device=trainer.device).manual_seed(s)
+    trainer.model.eval()
+    counts = refine_allocation(trainer, n)
+    channels_all = torch.repeat_interleave(torch.arange(trainer.n_channels, device=trainer.device), counts)
+    scale = int(counts.sum()) / counts.to(torch.float64).clamp_min(1.0)
+    return generator, counts, channels_all, scale
+
+
 @torch.no_grad()
 def _draw(trainer: Trainer, channels: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor, object]:
     """Sample r for ``channels``, evaluate integrand and model: (r, v = α_c w / q, integrand batch)."""
@@ -55,14 +69,8 @@ def generate(trainer: Trainer, n: int, *, seed: int | None = None, generator: to
     from tqdm.auto import tqdm
 
     cfg = trainer.config
-    if generator is None:
-        s = cfg.seed + INTEGRATION_SEED_OFFSET if seed is None else seed
-        generator = torch.Generator(device=trainer.device).manual_seed(s)
-    trainer.model.eval()
-    counts = refine_allocation(trainer, n)
+    generator, counts, channels_all, scale = _refine_plan(trainer, n, seed, generator)
     n_tot = int(counts.sum())
-    channels_all = torch.repeat_interleave(torch.arange(trainer.n_channels, device=trainer.device), counts)
-    scale = n_tot / counts.to(torch.float64).clamp_min(1.0)
     rs, cs, ws, fs, vs, ms = [], [], [], [], [], []
     show = cfg.progress if progress is None else progress
     with tqdm(total=n_tot, desc="MadNIS sampling", unit="pt", disable=not show, file=sys.stderr,
@@ -153,18 +161,13 @@ def integrate(trainer: Trainer, n: int | None = None, *, seed: int | None = None
     t0 = time.perf_counter()
     calls_before = trainer.calls["integration"]
     invalid_before = trainer.invalid["integration"]
-    s = cfg.seed + INTEGRATION_SEED_OFFSET if seed is None else seed
-    generator = torch.Generator(device=trainer.device).manual_seed(s)
-    trainer.model.eval()
-    counts = refine_allocation(trainer, n)
+    generator, counts, channels_all, scale = _refine_plan(trainer, n, seed, None)
     n_tot = int(counts.sum())
-    channels_all = torch.repeat_interleave(torch.arange(trainer.n_channels, device=trainer.device), counts)
     c = trainer.n_channels
     s1 = torch.zeros(c, dtype=torch.float64, device=trainer.device)
     s2 = torch.zeros(c, dtype=torch.float64, device=trainer.device)
     status_counts: dict[str, int] = {}
     event_w = []
-    scale = n_tot / counts.to(torch.float64).clamp_min(1.0)
     from tqdm.auto import tqdm
 
     with tqdm(total=n_tot, desc="MadNIS integration", unit="pt", disable=not cfg.progress, file=sys.stderr,
