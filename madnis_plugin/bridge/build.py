@@ -18,12 +18,14 @@ log is in ``.output`` and in ``<build dir>/build.log``).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Iterator
 
 from .errors import CompileError
 
@@ -112,6 +114,19 @@ def _run(cmd: list[str], cwd: Path, log: list[str]) -> None:
         raise CompileError(f"build step failed (exit {proc.returncode}): {' '.join(cmd)}\n{tail}", full)
 
 
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Exclusive advisory lock on ``path`` (created if missing) for the duration of the block, so concurrent
+    processes (pool workers, test sessions) never build the same library at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def build_reference(*, force: bool = False, build_dir: Path | None = None) -> Path:
     """Build (if needed) the reference process library and return the path of ``libmb_reference.so``.
 
@@ -126,26 +141,23 @@ def build_reference(*, force: bool = False, build_dir: Path | None = None) -> Pa
     build_dir.mkdir(parents=True, exist_ok=True)
     lib = build_dir / REFERENCE_LIBRARY_NAME
     stamp = build_dir / "build.ok"
-    with open(build_dir / "build.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if not force and lib.is_file() and stamp.is_file():
-                return lib
-            stamp.unlink(missing_ok=True)
-            log: list[str] = []
-            cmake_dir = build_dir / "cmake"
-            try:
-                _run(["cmake", "-S", str(root / "reference"), "-B", str(cmake_dir), "-DCMAKE_BUILD_TYPE=Release"], build_dir, log)
-                _run(["cmake", "--build", str(cmake_dir), "--target", "mb_reference", "--parallel", "2"], build_dir, log)
-            finally:
-                (build_dir / "build.log").write_text("\n".join(log))
-            built = cmake_dir / REFERENCE_LIBRARY_NAME
-            if not built.is_file():
-                raise CompileError(f"the build finished but {built} is missing", "\n".join(log))
-            tmp = build_dir / (REFERENCE_LIBRARY_NAME + ".tmp")
-            shutil.copy2(built, tmp)
-            os.replace(tmp, lib)  # atomic: a running worker keeps its mapped copy
-            stamp.write_text(sources_digest(root))
+    with file_lock(build_dir / "build.lock"):
+        if not force and lib.is_file() and stamp.is_file():
             return lib
+        stamp.unlink(missing_ok=True)
+        log: list[str] = []
+        cmake_dir = build_dir / "cmake"
+        try:
+            _run(["cmake", "-S", str(root / "reference"), "-B", str(cmake_dir), "-DCMAKE_BUILD_TYPE=Release"], build_dir, log)
+            _run(["cmake", "--build", str(cmake_dir), "--target", "mb_reference", "--parallel", "2"], build_dir, log)
         finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+            (build_dir / "build.log").write_text("\n".join(log))
+        built = cmake_dir / REFERENCE_LIBRARY_NAME
+        if not built.is_file():
+            raise CompileError(f"the build finished but {built} is missing", "\n".join(log))
+        tmp = build_dir / (REFERENCE_LIBRARY_NAME + ".tmp")
+        shutil.copy2(built, tmp)
+        os.replace(tmp, lib)  # atomic: a running worker keeps its mapped copy
+        stamp.write_text(sources_digest(root))
+        return lib
+

@@ -18,8 +18,6 @@ the first evaluation; grouped directories choose (subprocess, mirror) from a has
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -29,6 +27,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .build import file_lock
 from .errors import CompileError, UnsupportedMG5Version
 
 __all__ = [
@@ -132,17 +131,6 @@ def _run(cmd, cwd: Path, what: str, env=None, timeout: float = 3600) -> str:
     return proc.stdout
 
 
-@contextlib.contextmanager
-def _locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _newer(a: Path, b: Path) -> bool:
     """a exists and is newer than b (or b is missing)."""
     return a.exists() and (not b.exists() or a.stat().st_mtime > b.stat().st_mtime)
@@ -190,7 +178,7 @@ def prepare_process_dir(me_dir: Path, *, force: bool = False) -> None:
     me_dir = Path(me_dir).resolve()
     check_mg5_version(me_dir)
     src = me_dir / "Source"
-    with _locked(me_dir / "SubProcesses" / ".madnis_prepare.lock"):
+    with file_lock(me_dir / "SubProcesses" / ".madnis_prepare.lock"):
         cards_stale = (not (src / "run_card.inc").is_file()
                        or _newer(me_dir / "Cards" / "run_card.dat", src / "run_card.inc")
                        or not (src / "param_card.inc").is_file()
@@ -341,7 +329,7 @@ def build_library(p_dir: Path, *, sde_strategy: int = 1, force: bool = False) ->
     build = out_dir / "build"
     lib = out_dir / LIBRARY_NAME
     stamp = out_dir / "build_stamp.json"
-    with _locked(out_dir / ".build.lock"):
+    with file_lock(out_dir / ".build.lock"):
         reasons = _needs_prepare(me_dir, p_dir)
         if reasons or force:
             prepare_process_dir(me_dir, force=False)

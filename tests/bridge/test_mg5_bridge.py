@@ -17,8 +17,6 @@ What is checked:
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import os
 import shutil
@@ -32,6 +30,7 @@ import numpy as np
 import pytest
 
 from madnis_plugin.bridge import mg5build
+from madnis_plugin.bridge.build import file_lock
 from madnis_plugin.bridge.process import load_process
 
 pytestmark = pytest.mark.mg5
@@ -61,16 +60,6 @@ def _cache_root() -> Path:
     return root
 
 
-@contextlib.contextmanager
-def _lock(path: Path):
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _run_mg5(script: str, cwd: Path) -> None:
     f = cwd / f"mg5_script_{os.getpid()}.txt"
     f.write_text(script)
@@ -93,7 +82,7 @@ def generated_process(name: str) -> Path:
     ) + "\n"
     tag = hashlib.sha256(script.encode()).hexdigest()
     done = root / f"{name}.done"
-    with _lock(root / f"{name}.lock"):
+    with file_lock(root / f"{name}.lock"):
         if not (done.is_file() and done.read_text() == tag and me.is_dir()):
             if me.exists():
                 shutil.rmtree(me)
