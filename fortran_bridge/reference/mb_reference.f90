@@ -51,7 +51,7 @@ module mb_reference_mod
   ! derived couplings
   real(c_double), public :: alpha_em, e4, sw2, g_hel(2), s_min, s_max, m2, mg, y_min, y_max
 
-  public :: set_error, derive_parameters, evaluate_point, event_point, check_points
+  public :: set_error, derive_parameters, evaluate_point, event_point, event_points, check_points
 
 contains
 
@@ -264,6 +264,34 @@ contains
     l2 = mod(pick - 1, 2) + 1
     hel = (/ HA(l1), HF(l1), HA(l2), HF(l2) /)
   end subroutine event_point
+
+  !> Validate (channels_, r_) of an event call and fill the per-point event data of all n > 0 points
+  !> (shared by mb_event_details and mb_event_record).
+  subroutine event_points(what, n, channels_, r_, st, x12, sc, hel, p, rc)
+    character(len=*), intent(in) :: what
+    integer(c_int), intent(in) :: n
+    type(c_ptr), intent(in) :: channels_, r_
+    integer(c_int), allocatable, intent(out) :: st(:), hel(:, :)
+    real(c_double), allocatable, intent(out) :: x12(:), sc(:), p(:, :, :)
+    integer(c_int), intent(out) :: rc
+    integer(c_int), pointer :: channels(:)
+    real(c_double), pointer :: r(:, :)
+    integer :: k
+
+    if (.not. (c_associated(channels_) .and. c_associated(r_))) then
+      call set_error(what // ': null channels or r')
+      rc = MB_ERR_INPUT
+      return
+    end if
+    call c_f_pointer(channels_, channels, (/ n /))
+    call c_f_pointer(r_, r, (/ N_DIMS, n /))
+    call check_points(what, n, channels, r, rc)
+    if (rc /= MB_OK) return
+    allocate (x12(n), sc(n), p(0:3, N_EXTERNAL, n), st(n), hel(N_EXTERNAL, n))
+    do k = 1, n
+      call event_point(channels(k), r(:, k), st(k), x12(k), sc(k), hel(:, k), p(:, :, k))
+    end do
+  end subroutine event_points
 
 end module mb_reference_mod
 
@@ -508,8 +536,8 @@ function mb_event_details(n, channels_, r_, iproc_, mirror_, x1x2_, scale_, alph
   integer(c_int), value :: n
   type(c_ptr), value :: channels_, r_, iproc_, mirror_, x1x2_, scale_, alphas_, pdg_, icolup_, helicity_, &
                         momenta_lab_, status_
-  integer(c_int), pointer :: channels(:), i1(:), i2(:, :), i3(:, :, :)
-  real(c_double), pointer :: r(:, :), d1(:), d2(:, :), d3(:, :, :)
+  integer(c_int), pointer :: i1(:), i2(:, :), i3(:, :, :)
+  real(c_double), pointer :: d1(:), d2(:, :), d3(:, :, :)
   real(c_double), allocatable :: x12(:), sc(:), p(:, :, :)
   integer(c_int), allocatable :: st(:), hel(:, :)
   integer(c_int), parameter :: PDG_REF(N_EXTERNAL) = (/ -11, 11, -13, 13 /)
@@ -529,19 +557,8 @@ function mb_event_details(n, channels_, r_, iproc_, mirror_, x1x2_, scale_, alph
   end if
   rc = MB_OK
   if (n == 0) return
-  if (.not. (c_associated(channels_) .and. c_associated(r_))) then
-    call set_error('mb_event_details: null channels or r')
-    rc = MB_ERR_INPUT
-    return
-  end if
-  call c_f_pointer(channels_, channels, (/ n /))
-  call c_f_pointer(r_, r, (/ N_DIMS, n /))
-  call check_points('mb_event_details', n, channels, r, rc)
+  call event_points('mb_event_details', n, channels_, r_, st, x12, sc, hel, p, rc)
   if (rc /= MB_OK) return
-  allocate (x12(n), sc(n), p(0:3, N_EXTERNAL, n), st(n), hel(N_EXTERNAL, n))
-  do k = 1, n
-    call event_point(channels(k), r(:, k), st(k), x12(k), sc(k), hel(:, k), p(:, :, k))
-  end do
   if (c_associated(status_)) then
     call c_f_pointer(status_, i1, (/ n /)); i1 = st
   end if
@@ -612,8 +629,8 @@ function mb_event_record(n, channels_, r_, max_lines, n_lines_, idup_, istup_, m
   integer(c_int) :: rc
   integer(c_int), value :: n, max_lines
   type(c_ptr), value :: channels_, r_, n_lines_, idup_, istup_, mothup_, icolup_, pup_, spinup_
-  integer(c_int), pointer :: channels(:), i1(:), i2(:, :), i3(:, :, :)
-  real(c_double), pointer :: r(:, :), d3(:, :, :)
+  integer(c_int), pointer :: i1(:), i2(:, :), i3(:, :, :)
+  real(c_double), pointer :: d3(:, :, :)
   real(c_double), allocatable :: x12(:), sc(:), p(:, :, :)
   integer(c_int), allocatable :: st(:), hel(:, :)
   integer(c_int), parameter :: PDG_REF(N_EXTERNAL) = (/ -11, 11, -13, 13 /), IST(N_EXTERNAL) = (/ -1, -1, 1, 1 /)
@@ -633,19 +650,8 @@ function mb_event_record(n, channels_, r_, max_lines, n_lines_, idup_, istup_, m
   end if
   rc = MB_OK
   if (n == 0) return
-  if (.not. (c_associated(channels_) .and. c_associated(r_))) then
-    call set_error('mb_event_record: null channels or r')
-    rc = MB_ERR_INPUT
-    return
-  end if
-  call c_f_pointer(channels_, channels, (/ n /))
-  call c_f_pointer(r_, r, (/ N_DIMS, n /))
-  call check_points('mb_event_record', n, channels, r, rc)
+  call event_points('mb_event_record', n, channels_, r_, st, x12, sc, hel, p, rc)
   if (rc /= MB_OK) return
-  allocate (x12(n), sc(n), p(0:3, N_EXTERNAL, n), st(n), hel(N_EXTERNAL, n))
-  do k = 1, n
-    call event_point(channels(k), r(:, k), st(k), x12(k), sc(k), hel(:, k), p(:, :, k))
-  end do
   if (c_associated(n_lines_)) then
     call c_f_pointer(n_lines_, i1, (/ n /))
     i1 = merge(N_EXTERNAL, 0, st == MB_POINT_OK)
