@@ -516,6 +516,29 @@ c     Returns all zeros if the normalisation vanishes.
       end
 
 
+      integer function mb_choose(nk, w, total, u)
+c     The choice k in 1..nk with probability w(k)/total for u uniform in
+c     [0,1), moved back past zero weights so that rounding never selects
+c     an empty choice (grouped subprocess/mirror selection).
+      implicit none
+      integer nk, k
+      double precision w(nk), total, u, acc
+      mb_choose = nk
+      acc = 0d0
+      do k = 1, nk
+         acc = acc + w(k)
+         if (u*total .lt. acc) then
+            mb_choose = k
+            goto 10
+         endif
+      enddo
+ 10   continue
+      do while (w(mb_choose) .le. 0d0 .and. mb_choose .gt. 1)
+         mb_choose = mb_choose - 1
+      enddo
+      end
+
+
       subroutine mb_f_point(r, usel, isum, pout, wout, alpha, istat)
      &     bind(C, name='mb_f_point')
 c     Evaluate one point of the frozen channel mb_ic.
@@ -552,7 +575,7 @@ c     factor; alpha(nchan); istat: 0 ok, 1 cut, 2 failed mapping.
       double precision pgen(0:3,nexternal+1), xdum(maxinvar)
       double precision wps, sel(2*maxsproc), sumsel, f, fsum, acc
       double precision atmp(lmaxconfigs)
-      integer nk, k, kk
+      integer nk, k, kk, mb_choose
       integer j, ipole, nchan
       logical passed, anypass
 
@@ -616,19 +639,7 @@ c        cutsdone so that the result never depends on the previous point
          endif
          if (.not. (sumsel .gt. 0d0)) goto 900
          if (isum .eq. 0) then
-            kk = nk
-            acc = 0d0
-            do k = 1, nk
-               acc = acc + sel(k)
-               if (usel*sumsel .lt. acc) then
-                  kk = k
-                  goto 100
-               endif
-            enddo
- 100        continue
-            do while (sel(kk) .le. 0d0 .and. kk .gt. 1)
-               kk = kk - 1
-            enddo
+            kk = mb_choose(nk, sel, sumsel, usel)
             cutsdone = .false.
             cutspassed = .false.
             f = mb_dsigproc(pgen, mb_kproc(kk), mb_kmir(kk), wps, 0,
@@ -848,7 +859,7 @@ c       rmoth(2,.), rcol(2,.), rpup(0:4,.) = (E,px,py,pz,m), rspin.
       double precision pgen(0:3,nexternal), pp(0:3,nexternal)
       double precision alpha(lmaxconfigs), w, f, acc, tot, xtarget
       double precision ebi(0:3), ebo(0:3), beta, tmp, xbs(2)
-      integer i, j, k, kk, nres, line, save_imir, save_iproc
+      integer i, j, k, kk, nres, line, save_imir, save_iproc, mb_choose
       logical passed, flip
 
       istat = 0
@@ -895,19 +906,7 @@ c        then its matrix element again (its flavour, colour, helicity)
             tot = tot + mb_kf(k)
          enddo
          if (.not. (tot .gt. 0d0)) return
-         kk = mb_nk
-         acc = 0d0
-         do k = 1, mb_nk
-            acc = acc + mb_kf(k)
-            if (usum*tot .lt. acc) then
-               kk = k
-               goto 10
-            endif
-         enddo
- 10      continue
-         do while (mb_kf(kk) .le. 0d0 .and. kk .gt. 1)
-            kk = kk - 1
-         enddo
+         kk = mb_choose(mb_nk, mb_kf, tot, usum)
          cutsdone = .false.
          cutspassed = .false.
          f = mb_dsigproc(pgen, mb_kproc(kk), mb_kmir(kk), mb_wps, 0,
