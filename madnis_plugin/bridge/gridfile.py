@@ -8,8 +8,15 @@ Layout (MG5 3.5 ``Source/dsample.f``; shared/docs/mg5-internals.md §2), read li
   3. optionally the ``GOODHEL`` logicals (read when nhel = 0) and ``<DiscreteSampler_grid>`` blocks.
 Part 3 is kept verbatim as ``tail``.
 
-The core's VEGAS edges live on [0, 1] with K+1 points per dimension; ``x = (edge + 1) / 2`` with 0 prepended
-(:meth:`MadEventGrid.to_unit_edges` / :meth:`MadEventGrid.from_unit_edges`).
+The grid maps the bin coordinate u in [0, 96] to x = grid value, piecewise linearly (value -1 at u = 0). MadEvent
+draws u uniformly in [xbin(xmin), xbin(xmax)] and the phase-space variables live in x in [0, 1] (angles, t-channel
+fractions, tau, y; s-channel invariants in a sub-range), so only the part of the map with value in [0, 1] is used:
+MadEvent's adapted grids put bin 1 on [-1, ~xmin] and the other 95 bins on [0, 1] (e.g. first upper edge 0.053).
+The bridge injects r through the flat grid (x = r on [0, 1]), so the core's VEGAS edges on [0, 1] (K+1 points per
+dimension) are the map restricted to [0, 1]: :meth:`MadEventGrid.to_unit_edges` takes the map between
+u0 = xbin(0) and 96; :meth:`MadEventGrid.from_unit_edges` writes bin 1 = [-1, 0] (never sampled: xbin(0) = 1) and the
+core's map on 95 bins over [0, 1]. (Variables whose range is a sub-interval [xmin, xmax] of [0, 1], e.g. s-channel
+invariants, see r = (x - xmin) / (xmax - xmin) in the bridge; for them the hand-back is approximate.)
 
 Round trips: :func:`write_grid` then :func:`read_grid` then :func:`write_grid` is byte-identical, and read -> write
 -> read gives equal values (17 decimals resolve every double of [-1, 1] that came from such a file).
@@ -66,25 +73,31 @@ class MadEventGrid:
 
     # ---- conversion to/from the core's [0, 1] edges ------------------------------------------------------------
     def to_unit_edges(self) -> np.ndarray:
-        """[invar, 97] edges on [0, 1] (first 0, last 1) for the core's VEGAS grid."""
-        x = (self.edges + 1.0) / 2.0
-        return np.concatenate([np.zeros((self.invar, 1)), x], axis=1)
+        """[invar, 97] edges on [0, 1] (first 0, last 1) for the core's VEGAS grid: the map u -> x restricted to
+        x in [0, 1] (u from xbin(0) to 96), evaluated at 97 equidistant u."""
+        full = np.concatenate([np.full((self.invar, 1), XGMIN), self.edges], axis=1)  # value at u = 0..96
+        u = np.arange(N_BINS + 1, dtype=np.float64)
+        out = np.empty((self.invar, N_BINS + 1))
+        for j in range(self.invar):
+            u0 = float(np.interp(0.0, full[j], u))  # xbin(0)
+            out[j] = np.interp(u0 + (N_BINS - u0) * np.linspace(0.0, 1.0, N_BINS + 1), u, full[j])
+        out[:, 0], out[:, -1] = 0.0, 1.0
+        return np.clip(out, 0.0, 1.0)
 
     @classmethod
     def from_unit_edges(cls, edges01, *, twgt: float = -1.0, force_max_wgt: float = -1.0, tail: str = "",
                         invar: int | None = None) -> "MadEventGrid":
-        """From [D, K+1] edges on [0, 1]. K != 96 is rebinned (piecewise-linear map kept at the new edges).
+        """From [D, K+1] edges on [0, 1] (the map r -> x on [0, 1]), rebinned to 95 bins on [0, 1] after bin 1 = [-1, 0].
 
         ``invar`` pads with flat variables up to that many (MadEvent reads max(2, ndim) variables).
         """
         e = np.asarray(edges01, dtype=np.float64)
         if e.ndim == 1:
             e = e[None, :]
-        if e.shape[1] - 1 != N_BINS:
-            e = rebin(e, N_BINS)
         if np.any(np.abs(e[:, 0]) > 1e-12) or np.any(np.abs(e[:, -1] - 1.0) > 1e-12):
             raise GridFileError("unit edges must start at 0 and end at 1")
-        g = 2.0 * e[:, 1:] - 1.0
+        e = rebin(e, N_BINS - 1)  # 95 bins on [0, 1]; bin 1 = [-1, 0] is below every x MadEvent draws
+        g = np.concatenate([np.zeros((e.shape[0], 1)), e[:, 1:]], axis=1)
         g[:, -1] = XGMAX
         if invar is not None and invar > g.shape[0]:
             g = np.concatenate([g, flat_edges(invar - g.shape[0])], axis=0)

@@ -85,14 +85,30 @@ def test_unit_edge_conversion():
     g = random_grid(3, seed=4)
     u = g.to_unit_edges()
     assert u.shape == (3, 97) and np.all(u[:, 0] == 0) and np.all(u[:, -1] == 1) and np.all(np.diff(u) > 0)
-    back = MadEventGrid.from_unit_edges(u, twgt=g.twgt)
-    np.testing.assert_allclose(back.edges, g.edges, rtol=0, atol=4e-16)
-    # a core grid with another bin count is rebinned (the piecewise-linear map is kept at the new edges)
+    # unit edges -> MadEvent: bin 1 = [-1, 0] (xbin(0) = 1), the map on 95 bins over [0, 1]; and back
     core = np.sort(np.concatenate([[0.0, 1.0], np.random.default_rng(0).random(63)]))[None, :]
     g64 = MadEventGrid.from_unit_edges(core, invar=2)
     assert g64.invar == 2 and np.array_equal(g64.edges[1], flat_edges(1)[0])
-    np.testing.assert_allclose(g64.to_unit_edges()[0], rebin(core, 96)[0], atol=1e-15)
+    assert g64.edges[0, 0] == 0.0 and g64.edges[0, -1] == 1.0
+    np.testing.assert_allclose(g64.edges[0, 1:], rebin(core, 95)[0, 1:], atol=1e-15)
+    np.testing.assert_allclose(g64.to_unit_edges()[0], rebin(rebin(core, 95), 96)[0], atol=1e-15)
     np.testing.assert_allclose(rebin(rebin(core, 128), 64), core, atol=1e-15)  # 128 = 2 x 64 keeps the map
+    back = MadEventGrid.from_unit_edges(u)
+    np.testing.assert_allclose(back.to_unit_edges(), rebin(rebin(u, 95), 96), atol=1e-15)
+
+
+def test_unit_edges_of_a_madevent_grid():
+    # MadEvent's adapted grids: bin 1 on [-1, xmin], the other 95 bins inside [0, 1] (p p > e+ e- G1: 0.053, ...)
+    inner = np.linspace(0.0, 1.0, 96) ** 2
+    e = np.concatenate([[0.053], 0.053 + (1 - 0.053) * inner[1:]])[None, :]
+    g = MadEventGrid(np.repeat(e, 2, axis=0))
+    u = g.to_unit_edges()
+    u0 = 96 * 0.0 + 1 / 1.053  # xbin(0) inside bin 1 = [-1, 0.053]
+    v = np.linspace(0, 1, 97)
+    np.testing.assert_allclose(u[0], np.interp(u0 + (96 - u0) * v, np.arange(97), np.concatenate([[-1], e[0]])),
+                               atol=1e-15)
+    assert u[0, 1] < 0.06 and u[0, 48] < 0.3  # crowded at small x, as MadEvent's map, not (g + 1) / 2
+    np.testing.assert_allclose(MadEventGrid.flat(1).to_unit_edges()[0], v, atol=1e-15)
 
 
 def test_bad_grids():
