@@ -6,14 +6,16 @@ when MG5 imports the plugin:
     madnis_train    [RUN_NAME] [--steps=N] [--from=RUN|FILE]   train (or resume) and save the model, no events
     madnis_generate [RUN_NAME] [--from=RUN|FILE]               new run from a saved model: no retraining, nevents
                                                                from the run card, MG5's combine/store/HTML as usual
+    madnis_refine   [RUN_NAME]                                 classic MadEvent run (refine, combine, store) without a
+                                                               survey, from the grids/results a MadNIS run left in G*
     madnis_channels [RUN]                                      channels, G directories, σ share, dropped or not
     madnis_plots    [RUN]                                      (re)write the plots of a run and link them in HTML
 
 MG5 main shell with ``./bin/mg5_aMC --mode=madnis``: the same commands with the process directory first
 (``madnis_generate PROC_DIR [--from=RUN]`` launches PROC_DIR with the saved model; ``madnis_channels PROC_DIR``...).
 
-Console script: ``madnis-mg5 install-plugin MG5_DIR [--copy] [--name NAME] [--uninstall]`` and
-``madnis-mg5 run-card-snippet``.
+Console script: ``madnis-mg5 install-plugin MG5_DIR [--copy] [--name NAME] [--uninstall]``,
+``madnis-mg5 run-card-snippet``, ``madnis-mg5 generate|refine|channels|plots PROC_DIR``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pathlib import Path
 logger = logging.getLogger("madgraph.madnis")
 
 PLUGIN_NAME = "madnis"
-COMMANDS = ("madnis_train", "madnis_generate", "madnis_channels", "madnis_plots")
+COMMANDS = ("madnis_train", "madnis_generate", "madnis_refine", "madnis_channels", "madnis_plots")
 
 
 # ================================================================================================== helpers
@@ -180,6 +182,26 @@ class MadnisShellCommands:
     def complete_madnis_generate(self, text, line, begidx, endidx):
         return self._madnis_complete(text, line, ["--from="])
 
+    # ---------------------------------------------------------------- madnis_refine
+    def do_madnis_refine(self, line):
+        """Classic MadEvent refine (no survey) starting from the grids and results of the last MadNIS run."""
+        from .launch import request_next_survey  # noqa: PLC0415
+
+        pos, _ = _parse(line)
+        request_next_survey(self.me_dir, refine=True)
+        logger.info("MadNIS: classic MadEvent refine from the MadNIS grids (G*/ftn26) and results (G*/results.dat)")
+        self.exec_cmd("generate_events %s -f" % (pos[0] if pos else ""), postcmd=False)
+
+    def help_madnis_refine(self):
+        logger.info("syntax: madnis_refine [RUN_NAME]")
+        logger.info("-- a classic MadEvent run (MadEvent's refine, combine_events, store_events; no MadNIS events)")
+        logger.info("   that skips the survey and starts every channel from what the last MadNIS run left in its")
+        logger.info("   G directory: the VEGAS grid (ftn26) and sigma (results.dat); dropped channels (sigma = 0)")
+        logger.info("   are not refined. One refine job per channel (refine_evt_by_job, unless the run card sets it).")
+
+    def complete_madnis_refine(self, text, line, begidx, endidx):
+        return self._madnis_complete(text, line, [])
+
     # ---------------------------------------------------------------- madnis_channels
     def do_madnis_channels(self, line):
         """List the channels (G directories) and the σ share of each channel in the last MadNIS run."""
@@ -271,6 +293,19 @@ def make_master_interface(master_cls):
             request_next_survey(pos[0], checkpoint=ckpt, train=False)
             self.exec_cmd("launch %s -f" % pos[0])
 
+        def do_madnis_refine(self, line):
+            from .launch import request_next_survey  # noqa: PLC0415
+
+            pos, _ = _parse(line)
+            if not pos:
+                raise self.InvalidCmd("madnis_refine needs the process directory")
+            request_next_survey(pos[0], refine=True)
+            self.exec_cmd("launch %s -f" % pos[0])
+
+        def help_madnis_refine(self):
+            logger.info("syntax: madnis_refine PROC_DIR")
+            logger.info("-- launch PROC_DIR as a classic MadEvent run without survey, from the last MadNIS run's grids")
+
         def help_madnis_generate(self):
             logger.info("syntax: madnis_generate PROC_DIR [--from=RUN|FILE]")
             logger.info("-- launch PROC_DIR with a saved MadNIS model (no retraining)")
@@ -279,6 +314,7 @@ def make_master_interface(master_cls):
             return self.path_completion(text) if hasattr(self, "path_completion") else []
 
         complete_madnis_channels = complete_madnis_generate
+        complete_madnis_refine = complete_madnis_generate
         complete_madnis_plots = complete_madnis_generate
 
     return MadnisMasterCmd
@@ -411,6 +447,30 @@ def cmd_generate(args) -> int:
     return rc
 
 
+def cmd_refine(args) -> int:
+    """Classic MadEvent run from the MadNIS grids: ``PROC_DIR/bin/madevent`` ``generate_events -f`` with the request
+    ``{"refine": true}`` (the patched survey prepares MadEvent's refine instead of surveying)."""
+    import json  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    from .launch import REQUEST_ENV  # noqa: PLC0415
+
+    me = Path(args.proc_dir).resolve()
+    if not (me / "bin" / "madevent").is_file():
+        print(f"error: {me} is not an `output madevent` directory", file=sys.stderr)
+        return 2
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as fh:
+        fh.write(f"generate_events {args.run_name or ''} -f\n")
+        script = fh.name
+    env = dict(os.environ)
+    env[REQUEST_ENV] = json.dumps({"refine": True})
+    rc = subprocess.call([sys.executable, str(me / "bin" / "madevent"), script], cwd=me, env=env)
+    os.unlink(script)
+    return rc
+
+
 def add_cli_commands(subparsers) -> None:
     """Register ``install-plugin`` and ``run-card-snippet`` in the ``madnis-mg5`` console script."""
     sp = subparsers.add_parser("install-plugin", help="install (or --uninstall) the MG5 plugin into MG5_DIR/PLUGIN")
@@ -435,4 +495,8 @@ def add_cli_commands(subparsers) -> None:
     sp.add_argument("--from", dest="from_run", help="run name or checkpoint file (default: the newest model)")
     sp.add_argument("--run-name", help="name of the new run (default: MG5's next run_XX)")
     sp.set_defaults(func=cmd_generate)
+    sp = subparsers.add_parser("refine", help="a classic MadEvent run (no survey) from the last MadNIS run's grids")
+    sp.add_argument("proc_dir", metavar="PROC_DIR")
+    sp.add_argument("--run-name", help="name of the new run (default: MG5's next run_XX)")
+    sp.set_defaults(func=cmd_refine)
 

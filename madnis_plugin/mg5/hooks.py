@@ -11,6 +11,8 @@ points. At that moment this module patches the ``MadEventCmd`` classes already l
 
 * ``do_survey``: with ``madnis = True`` in ``Cards/run_card.dat`` (read afresh, validated before any computation)
   it runs the MadNIS flow (launch.run_madnis_survey); otherwise MG5's original method, unchanged;
+  or, after ``madnis_refine`` (a request), prepares MadEvent's classic refine from the MadNIS grids and results
+  (launch.prepare_classic_refine) instead of the survey;
 * ``do_refine``: a no-op for a run MadNIS has done (both refine calls of run_generate_events);
 * ``RunCardLO.default_setup``: registers the typed ``madnis*`` entries (hidden, not written to Fortran);
 * the MadNIS shell commands (``madnis_train``, ``madnis_generate``, ``madnis_channels``, ``madnis_plots``).
@@ -54,6 +56,11 @@ def _make_do_survey(mod, original):
         if repair_process_dir(self.me_dir):
             logger.debug("MadNIS: removed madnis* Fortran declarations from Source/run.inc")
         request = take_request(self.me_dir) or {}
+        if request.get("refine"):
+            from .launch import prepare_classic_refine  # noqa: PLC0415
+
+            prepare_classic_refine(self, line, mod)
+            return None
         try:
             opts = card_options(self, mod, force_enable=bool(request))
         except RunCardError as exc:

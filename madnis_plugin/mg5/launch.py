@@ -685,6 +685,89 @@ def run_madnis_survey(cmd, line: str, opts: MadnisCardOptions, mod=None, *, proc
     return summary
 
 
+#: refine_evt_by_job used by the classic refine from MadNIS grids when the run card leaves MG5's default (-1): MG5
+#: splits a channel needing more than 1000 events into jobs G<tag>a0, G<tag>b0, ... that start from MadEvent's default
+#: grid (refine.sh copies G<tag>/ftn26 into them only when keep_grid_for_refine), i.e. the hand-back would be unused
+REFINE_EVT_BY_JOB = 1_000_000_000
+
+
+def _zero_event_counts(text: str) -> str:
+    """results.dat with nw, nunwgt, luminosity and th_nunwgt (columns 5, 7, 8, 13 of line 1) set to 0, rest kept."""
+    lines = text.split("\n")
+    cols = lines[0].split()
+    for i in (4, 6, 12):
+        if i < len(cols):
+            cols[i] = "0"
+    if len(cols) > 7:
+        cols[7] = "0.00000E+00"
+    lines[0] = " " + " ".join(cols)
+    return "\n".join(lines)
+
+
+def prepare_classic_refine(cmd, line: str, mod=None) -> dict:
+    """``madnis_refine``: replaces the survey of a classic run by what an earlier MadNIS run left in the G directories.
+
+    MadEvent's survey starts every channel from its default grid (``survey.sh`` deletes ftn25/ftn26) and gensym deletes
+    results.dat; the refine reads ``G<tag>/results.dat`` (σ per channel, which channels need events) and, for a channel
+    run as one job, ``G<tag>/ftn26`` (``refine.sh``: ftn26 -> ftn25, fixed grid). So the classic run that uses the MadNIS
+    grids is: no survey, the MadNIS ``results.dat`` with the event counts set to zero (so that every channel with σ > 0
+    is refined by MadEvent, not served by MadNIS's events, which are removed), G directories marked ``madnis_dropped``
+    keep σ = 0 (never refined), ``refine_evt_by_job`` large unless the run card sets it (one job per channel, see
+    :data:`REFINE_EVT_BY_JOB`), then MG5's own refine / combine_events / store_events. Returns counts.
+    """
+    from .grids import DROPPED_MARKER  # noqa: PLC0415
+    from .results import parse_results_dat  # noqa: PLC0415
+
+    mod = _module_of(cmd, mod)
+    args = cmd.split_arg(line)
+    cmd.check_survey(args)
+    me = Path(cmd.me_dir)
+    if (me / "error").exists():
+        (me / "error").unlink()
+    subproc = [ln.strip() for ln in open(me / "SubProcesses" / "subproc.mg") if ln.strip()]
+    gdirs = [g for p in subproc for g in sorted((me / "SubProcesses" / p).glob("G*"))
+             if re.fullmatch(r"G[0-9.]+", g.name) and g.is_dir()]
+    missing = [str(g.relative_to(me)) for g in gdirs if not (g / "results.dat").is_file()]
+    if not gdirs or missing:
+        raise cmd.InvalidCmd("madnis_refine needs the G directories of an earlier MadNIS run (launch with madnis = True "
+                             "and madnis_write_grids = True); no results.dat in "
+                             + (", ".join(missing[:5]) if missing else "SubProcesses/P*/G*"))
+    cmd.configure_directory()
+    cmd.random_orig = cmd.random
+    cmd.update_random()
+    cmd.save_random()
+    counts = {"refined": 0, "with_grid": 0, "dropped": 0}
+    for g in gdirs:
+        text = (g / "results.dat").read_text()
+        if (g / DROPPED_MARKER).exists() or parse_results_dat(text).axsec == 0:
+            counts["dropped"] += 1
+            continue
+        (g / "results.dat").write_text(_zero_event_counts(text))
+        for stale in ("events.lhe", "ftn25"):
+            if (g / stale).exists():
+                (g / stale).unlink()
+        counts["refined"] += 1
+        counts["with_grid"] += int((g / "ftn26").is_file())
+    for p in subproc:
+        cmd.compile(["madevent"], cwd=str(me / "SubProcesses" / p))
+    try:
+        by_job = int(cmd.run_card["refine_evt_by_job"])
+    except (KeyError, TypeError, ValueError):
+        by_job = -1
+    if by_job == -1:
+        cmd.run_card["refine_evt_by_job"] = REFINE_EVT_BY_JOB
+        by_job = REFINE_EVT_BY_JOB
+    counts["refine_evt_by_job"] = by_job
+    logger.info("MadNIS: classic refine from the MadNIS grids: %d channels (%d with a MadNIS grid G*/ftn26), %d dropped "
+                "(sigma = 0, not refined); refine_evt_by_job = %d", counts["refined"], counts["with_grid"],
+                counts["dropped"], by_job)
+    cross, error = cmd.make_make_all_html_results()
+    cmd.results.add_detail("cross", cross)
+    cmd.results.add_detail("error", error)
+    cmd.results.add_detail("run_statistics", {})
+    return counts
+
+
 def train_only(cmd, opts: MadnisCardOptions, mod=None, *, run_name: str | None = None,
                load_checkpoint: Path | None = None, n_steps: int | None = None, process_factory=None) -> Path:
     """``madnis_train``: prepare the directory, train (or resume) and save the model; no events, no results."""
@@ -746,5 +829,6 @@ __all__ = [
     "card_options",
     "read_couplings",
     "resolve_checkpoint",
+    "prepare_classic_refine",
     "run_madnis_survey",
 ]
