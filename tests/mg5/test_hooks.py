@@ -194,6 +194,33 @@ def test_madnis_generate_request_reuses_model(fake_mg5, proc_dir, fake_factory):
     assert calls[-1] == "orig_survey"
 
 
+def test_madnis_refine_request_prepares_classic_refine(fake_mg5, proc_dir, fake_factory):
+    mod, _, calls = fake_mg5
+    write_card(proc_dir, FAST)
+    cmd = mod.MadEventCmd()
+    cmd.do_survey("run_01")
+    sub = Path(proc_dir) / "SubProcesses"
+    g1 = sub / "P1_qq_ll" / "G1"
+    before = parse_results_dat((g1 / "results.dat").read_text())
+    assert before.nunwgt > 0 and (g1 / "ftn26").is_file() and (g1 / "events.lhe").is_file()
+    cmd.compile = lambda progs, cwd=None: calls.append("compile")
+    write_card(proc_dir, {"madnis": "False"})
+    launch.request_next_survey(proc_dir, refine=True)
+    cmd.run_name = "run_02"
+    cmd.run_card = {"nevents": 300, "use_syst": False, "refine_evt_by_job": -1}
+    cmd.do_survey("run_02")
+    assert "orig_survey" not in calls and len(fake_factory.made) == 1  # no survey, no MadNIS
+    after = parse_results_dat((g1 / "results.dat").read_text())
+    assert (after.axsec, after.xerru, after.nevents) == (before.axsec, before.xerru, before.nevents)
+    assert after.nunwgt == 0 and after.nw == 0 and after.luminosity == 0 and after.th_nunwgt == 0
+    assert not list(sub.glob("P*/G*/events.lhe")) and (g1 / "ftn26").is_file()
+    assert cmd.run_card["refine_evt_by_job"] == launch.REFINE_EVT_BY_JOB  # one job per channel: ftn26 is used
+    assert calls.count("compile") == 2 and cmd.results["cross"] == pytest.approx(845.48, rel=0.02)  # the MadNIS sigma per channel
+    cmd.do_refine("300")
+    assert calls[-1] == "orig_refine"  # MadEvent's own refine
+    assert launch._zero_event_counts(" 1 2 3 4 5 6 7 8 9 10 11 12 13\nx") == " 1 2 3 4 0 6 0 0.00000E+00 9 10 11 12 0\nx"
+
+
 def test_commands_installed_and_uninstalled(fake_mg5):
     mod, banner, _ = fake_mg5
     for name in ("do_madnis_train", "help_madnis_generate", "complete_madnis_channels", "do_madnis_plots"):
