@@ -171,6 +171,27 @@ def markdown_table(results: list[MethodResult]) -> str:
     return head + "\n".join(rows) + "\n"
 
 
+def seed_summary_table(results: list[MethodResult]) -> str:
+    """Per (toy, method) over seeds: mean σ/I and ε with their range, largest |pull|, mean step time."""
+    groups: dict[tuple[str, str], list[MethodResult]] = {}
+    for r in results:
+        if r.status == "ok":
+            groups.setdefault((r.toy, r.method), []).append(r)
+    lines = ["| toy | method | seeds | σ/I mean (min–max) | ε mean (min–max) | max abs pull | step time [ms] |",
+             "|---|---|---|---|---|---|---|"]
+    for (toy, method), rs in groups.items():
+        rel = [r.rel_std for r in rs if r.rel_std is not None]
+        eps = [r.unweighting_efficiency for r in rs if r.unweighting_efficiency is not None]
+        pulls = [abs(r.pull) for r in rs if r.pull is not None]
+        steps = [r.train_step_time_s for r in rs if r.train_step_time_s]
+        lines.append(
+            f"| {toy} | {method} | {len(rs)} | {np.mean(rel):.4g} ({min(rel):.4g}–{max(rel):.4g}) | "
+            f"{np.mean(eps):.4f} ({min(eps):.4f}–{max(eps):.4f}) | {max(pulls) if pulls else float('nan'):.2f} | "
+            f"{1e3 * np.mean(steps) if steps else float('nan'):.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def scaling_table(rows: list[dict[str, Any]]) -> str:
     head = "| method | channels | groups | batch | step time [ms] | steps timed | status |\n|---|---|---|---|---|---|---|\n"
     body = []

@@ -20,6 +20,9 @@ from bench_common import CallCounter, MethodResult
 
 NAME = "core"
 
+# core settings that differ from the config defaults in every benchmark run (empty: the defaults)
+DEFAULTS: dict[str, Any] = {}
+
 
 def available() -> tuple[bool, str]:
     try:
@@ -35,20 +38,29 @@ def _tab2_batch(n_channels: int) -> int:
 
 
 def plan(n_channels: int, train_calls: int, vegas_fraction: float = 0.2, buffer_ratio: int = 5,
-         vegas_iterations: int = 7, batch_size: int | None = None) -> dict[str, Any]:
+         vegas_iterations: int = 7, batch_size: int | None = None, buffer_start_batches: int = 0) -> dict[str, Any]:
     """Translate a call budget into the core's step-based knobs."""
     bs = batch_size or _tab2_batch(n_channels)
     vegas_samples = max(int(vegas_fraction * train_calls) // vegas_iterations, n_channels * 2) if vegas_fraction > 0 else 0
     online_calls = max(train_calls - vegas_samples * vegas_iterations, bs)
     online_steps = max(online_calls // bs, 1)
     buffer_batches = max(1, min(1000, online_steps // 4))
-    if buffer_ratio > 1 and online_steps > buffer_batches:
+    if buffer_ratio > 1 and buffer_start_batches > 0:
+        # buffered steps from the second step on: one online step in every buffer_ratio
+        n_steps = online_steps * buffer_ratio
+    elif buffer_ratio > 1 and online_steps > buffer_batches:
         n_steps = buffer_batches + (online_steps - buffer_batches) * buffer_ratio
     else:
         n_steps = online_steps
     return dict(batch_size=bs, vegas_samples=vegas_samples, vegas_iterations=vegas_iterations,
                 buffer_batches=buffer_batches, buffer_ratio=buffer_ratio, n_steps=n_steps,
                 online_steps=online_steps)
+
+
+def _config_default(name: str) -> Any:
+    from madnis_plugin.core import MadnisConfig
+
+    return getattr(MadnisConfig(), name)
 
 
 def make_config(values: dict[str, Any]):
@@ -62,12 +74,14 @@ def make_config(values: dict[str, Any]):
 
 
 def run(toy, train_calls: int, eval_calls: int, seed: int = 0, vegas_fraction: float = 0.2,
-        batch_size: int | None = None) -> MethodResult:
+        batch_size: int | None = None, overrides: dict[str, Any] | None = None) -> MethodResult:
     from madnis_plugin.core import run as core_run
 
     t_wall = time.perf_counter()
     res = MethodResult(method=NAME, toy=getattr(toy, "name", "?"), exact=toy.exact)
-    p = plan(toy.n_channels, train_calls, vegas_fraction, batch_size=batch_size)
+    overrides = dict(DEFAULTS if overrides is None else overrides)
+    p = plan(toy.n_channels, train_calls, vegas_fraction, batch_size=batch_size,
+             buffer_start_batches=int(overrides.get("buffer_start_batches", _config_default("buffer_start_batches"))))
     values = dict(
         seed=seed, progress=False, n_steps=p["n_steps"], batch_size=p["batch_size"],
         vegas_init=vegas_fraction > 0, vegas_iterations=p["vegas_iterations"], vegas_samples=max(p["vegas_samples"], 1),
@@ -77,6 +91,7 @@ def run(toy, train_calls: int, eval_calls: int, seed: int = 0, vegas_fraction: f
         stats_window=min(1000, max(10, p["online_steps"] // 5)), drop_cutoff=1e-3,
         n_integration=eval_calls, lr=1e-3, lr_final=1e-4, lr_schedule="inverse", loss="madnis",
     )
+    values.update(overrides)
     cfg, used, ignored = make_config(values)
     counter = CallCounter(toy)
     out = core_run(counter, cfg)

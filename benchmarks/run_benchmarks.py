@@ -149,12 +149,14 @@ def main(argv: list[str] | None = None) -> int:
           f"(x2 for many_channels); torch threads = 1; total wall time {elapsed:.0f} s.\n"]
     if results:
         md += ["## Toys\n", bc.markdown_table(results)]
+        if args.seeds > 1:
+            md += [f"## Over {args.seeds} seeds\n", bc.seed_summary_table(results)]
     if scaling:
         md += ["## Training step time vs. channel count (many_channels, fixed batch)\n", bc.scaling_table(scaling)]
     text = "\n".join(md)
     print("\n" + text)
     os.makedirs(args.out_dir, exist_ok=True)
-    stem = os.path.join(args.out_dir, f"benchmark_{mode}")
+    stem = os.path.join(args.out_dir, f"benchmark_{mode}" + (f"_{args.seeds}seeds" if args.seeds > 1 else ""))
     bc.write_json(stem + ".json", dict(mode=mode, budgets=BUDGETS[mode], environment=bc.environment(),
                                        wall_time_s=elapsed, results=results, scaling=scaling))
     with open(stem + ".md", "w") as fh:

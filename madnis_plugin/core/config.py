@@ -55,6 +55,7 @@ class MadnisConfig:
     flow_hidden: int = 32
     flow_layers: int = 3
     flow_blocks: int = 0  # 0 = 2⌈log2 D⌉
+    flow_min_bin: float = 1e-6  # lower bound of every spline bin width, height and knot derivative
 
     # --- channel-weight network (Tab. 2: 64 × 3); False freezes α to MG5's prior
     train_channel_weights: bool = True
@@ -72,6 +73,9 @@ class MadnisConfig:
     buffer_ratio: int = 3
     buffer_batches: int = 50  # capacity in online batches (paper: 1000)
     buffer_top_m: int = 75  # channel weights kept per buffered point (sampling channel always kept)
+    # buffered steps start once the buffer holds this many online batches (0 = only when it is full); starting
+    # early (as madnis 1.0 does) gives more gradient steps per integrand call where learning is fastest
+    buffer_start_batches: int = 1
 
     # --- stratified training and channel dropping
     stratified: bool = True
@@ -107,7 +111,7 @@ class MadnisConfig:
     def resolved_flow_blocks(self, n_dims: int) -> int:
         if self.flow_blocks > 0:
             return self.flow_blocks
-        return max(2, 2 * math.ceil(math.log2(n_dims))) if n_dims > 1 else 1
+        return max(2, 2 * math.ceil(math.log2(n_dims)))
 
 
 _RANGES: dict[str, tuple[float, float]] = {
@@ -129,6 +133,8 @@ _RANGES: dict[str, tuple[float, float]] = {
     "buffer_ratio": (1, 1000),
     "buffer_batches": (1, 100_000),
     "buffer_top_m": (1, 100_000),
+    "buffer_start_batches": (0, 100_000),
+    "flow_min_bin": (0.0, 0.01),
     "uniform_fraction": (0.0, 1.0),
     "uniform_warmup_steps": (0, math.inf),
     "stats_window": (1, 1_000_000),
@@ -171,6 +177,8 @@ def _validate(cfg: MadnisConfig) -> None:
             lo, hi = _RANGES[name]
             if not lo <= value <= hi:
                 raise ConfigError(f"config key '{name}': {value!r} is outside the valid range [{lo}, {hi}]")
+    if cfg.flow_min_bin * cfg.flow_bins >= 1.0:
+        raise ConfigError(f"config key 'flow_min_bin': {cfg.flow_min_bin} × flow_bins = {cfg.flow_bins} must stay below 1")
     if cfg.lr_final > cfg.lr:
         raise ConfigError(f"config key 'lr_final': {cfg.lr_final} must not exceed lr = {cfg.lr}")
     if not (cfg.device == "cpu" or cfg.device.startswith("cuda")):

@@ -243,8 +243,8 @@ class MultiFlow(nn.Module):
         bins: spline bins ``K`` per dimension.
         hidden: hidden nodes of the conditioner MLPs.
         layers: affine layers per conditioner (depth; paper Tab. 2: 3).
-        n_blocks: coupling blocks (>= 2); default ``2 ceil(log2 D)`` (at least 2). Ignored for
-            ``D = 1``, which always has a single unconditional block.
+        n_blocks: coupling blocks (>= 2); default ``2 ceil(log2 D)`` (at least 2). For ``D = 1``: the number of
+            stacked unconditional splines (default 2).
         bounds: minimum bin width/height/derivative of the splines.
     """
 
@@ -269,7 +269,8 @@ class MultiFlow(nn.Module):
         self.bounds = bounds
         blocks: list[nn.Module]
         if n_dims == 1:
-            blocks = [UnconditionalBlock(n_groups, 1, bins, bounds)]
+            # stacked unconditional splines (madnis 1.0 also stacks two 1-D blocks): more shapes than one
+            blocks = [UnconditionalBlock(n_groups, 1, bins, bounds) for _ in range(n_blocks or 2)]
             self.register_buffer("masks", torch.ones(1, 1, dtype=torch.bool), persistent=False)
         else:
             masks = log_decomposition_masks(n_dims, n_blocks)
@@ -328,7 +329,7 @@ class MultiFlow(nn.Module):
         fewer bins than ``self.bins``, are filled up by halving the widest bins). The knots go into the
         biases of the zero-weight last layers of the two blocks closest to ``r`` (one per half of the
         dimensions); all other blocks are reset to the identity. For ``D = 1`` they become the
-        unconditional spline.
+        first unconditional spline (the others become the identity).
 
         Result: ``q(r) = prod_s q_s(r_s)`` with every spline knot on a grid edge, so the probability
         mass of every reduced bin (and of every box product of such bins) equals the grid's exactly

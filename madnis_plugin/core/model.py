@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from .config import MadnisConfig
 from .cwnet import ChannelWeightNet
 from .flows import MultiFlow
+from .splines import SplineBounds
 from .vegas import VegasGrid
 
 
@@ -60,6 +61,7 @@ class MadnisModel(nn.Module):
         self.flows = MultiFlow(
             self.n_groups, n_dims, bins=config.flow_bins, hidden=config.flow_hidden, layers=config.flow_layers,
             n_blocks=config.resolved_flow_blocks(n_dims),
+            bounds=SplineBounds(config.flow_min_bin, config.flow_min_bin, config.flow_min_bin),
         )
         self.cwnet = ChannelWeightNet(
             n_features, n_channels, config.cwnet_hidden, config.cwnet_layers, config.train_channel_weights

@@ -2,8 +2,8 @@
 channel allocation and channel dropping (MadNIS Reloaded sec. 2).
 
 One optimizer step is either *online* (new points from the current model, evaluated by the integrand, stored in
-the buffer) or *buffered* (points re-used from the buffer, no integrand call). After the buffer has filled, every
-``buffer_ratio``-th step is online, so the integrand is called ``buffer_ratio`` times less often.
+the buffer) or *buffered* (points re-used from the buffer, no integrand call). Once the buffer holds
+``buffer_start_batches`` batches (0: once it is full), every ``buffer_ratio``-th step is online, so the integrand is called ``buffer_ratio`` times less often.
 """
 
 from __future__ import annotations
@@ -226,7 +226,13 @@ class Trainer:
 
     def is_online(self) -> bool:
         cfg = self.config
-        return cfg.buffer_ratio <= 1 or not self.buffer.full or self.step % cfg.buffer_ratio == 0
+        if cfg.buffer_ratio <= 1:
+            return True
+        if cfg.buffer_start_batches > 0:
+            started = self.buffer.size >= min(cfg.buffer_start_batches * self.batch_size, self.buffer.capacity)
+        else:
+            started = self.buffer.full
+        return not started or self.step % cfg.buffer_ratio == 0
 
     def train_step(self) -> float:
         """One optimizer step (online or buffered), the LR schedule and channel dropping."""

@@ -219,3 +219,25 @@ def test_running_stats_window():
                   torch.tensor([True, k % 2 == 0]))
     assert st.sigma_mean()[0].item() == pytest.approx((2 + 3 + 4) / 3)
     assert st.integral_mean()[1].item() == pytest.approx((2 + 4) / 2)
+
+
+@pytest.mark.parametrize("start, expected", [
+    # buffer of 4 batches, R = 3: with start = 1 buffered steps begin as soon as one batch is stored
+    (1, "OBBOBBOBBOBB"),
+    # start = 0: online until the buffer is full (4 online steps), then one online step in every R
+    (0, "OOOOBBOBBOBB"),
+    # start = 2: two batches first
+    (2, "OOBOBBOBBOBB"),
+])
+def test_online_buffered_schedule(start, expected):
+    """Deterministic step pattern of online (O) and buffered (B) steps for ``buffer_start_batches``."""
+    from madnis_plugin.core import MadnisConfig, Trainer
+    from madnis_plugin.integrands.toys import make_toy
+
+    cfg = MadnisConfig(seed=3, progress=False, n_steps=12, batch_size=64, vegas_init=False, buffer_ratio=3,
+                       buffer_batches=4, buffer_start_batches=start, drop_cutoff=0.0, n_integration=100)
+    tr = Trainer(make_toy("camel_bw"), cfg)
+    tr.train()
+    pattern = "".join("B" if b else "O" for b in tr.history.buffered)
+    assert pattern == expected
+    assert tr.calls["training"] == 64 * expected.count("O")

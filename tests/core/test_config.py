@@ -37,11 +37,18 @@ def test_unknown_key_named_with_suggestion():
         ("train_channel_weights", "maybe", r"'train_channel_weights'.*true or false"),
         ("device", "tpu", r"'device'.*'cpu', 'cuda'"),
         ("lr_schedule", "linear", r"'lr_schedule'.*'inverse', 'cosine', 'constant'"),
+        ("flow_min_bin", 0.2, r"'flow_min_bin'.*outside the valid range"),
+        ("buffer_start_batches", -1, r"'buffer_start_batches'.*outside the valid range"),
     ],
 )
 def test_bad_values_rejected(key, value, pattern):
     with pytest.raises(ConfigError, match=pattern):
         from_dict({key: value})
+
+
+def test_flow_min_bin_must_fit_the_bins():
+    with pytest.raises(ConfigError, match=r"'flow_min_bin'.*flow_bins = 200 must stay below 1"):
+        from_dict({"flow_min_bin": 0.005, "flow_bins": 200})
 
 
 def test_toml_and_overrides(tmp_path):
