@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mg5_side_by_side import HEADER, MG5_HOME, REPO, lhe_init, plugin_path, run_mg5, set_card  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out" / "mg5_interrupt_resume.json"
-PROGRESS = re.compile(r"MadNIS training: step (\d+)/(\d+)")
+PROGRESS = re.compile(r"MadNIS training: step (\d+)/(\d+)")  # MG5's log repeats each line: count distinct ones
 
 
 def interrupted_launch(proc_dir: Path, log: Path, env: dict, n_progress: int, delay: float, timeout: float) -> dict:
@@ -54,7 +54,7 @@ def interrupted_launch(proc_dir: Path, log: Path, env: dict, n_progress: int, de
         step_seen = None
         while p.poll() is None and time.time() - t0 < timeout:
             text = log.read_text(errors="replace")
-            prog = PROGRESS.findall(text)
+            prog = list(dict.fromkeys(PROGRESS.findall(text)))
             if sent_at is None and "MadNIS: training" in text and len(prog) >= n_progress:
                 if n_progress:
                     step_seen = int(prog[-1][0])
@@ -93,8 +93,6 @@ def check_checkpoint(path: Path, proc_dir: Path) -> dict:
     out["bytes"] = path.stat().st_size
     state = torch.load(path, map_location="cpu", weights_only=False)
     out["keys"] = sorted(state.keys())
-    out["step"] = int(state.get("step", -1))
-    out["pretrained"] = bool(state.get("pretrained", False))
     # load it against the real process (the bridge), as the resume will
     sys.path.insert(0, str(REPO))
     from madnis_plugin.core import load_checkpoint
@@ -103,7 +101,7 @@ def check_checkpoint(path: Path, proc_dir: Path) -> dict:
     proc = harness.open_process(str(proc_dir))
     try:
         tr = load_checkpoint(path, proc)
-        out["loaded_step"] = int(tr.step)
+        out["step"] = int(tr.step)
         out["loaded_n_channels"] = int(tr.n_channels)
         out["loads"] = True
     finally:
