@@ -215,6 +215,12 @@ class MadnisRun:
             self.resumed_from = str(self.s.load_checkpoint)
             logger.info("MadNIS: model loaded from %s (step %d of %d)", self.s.load_checkpoint, trainer.step,
                         self.cfg.n_steps)
+            if self.s.train and trainer.step < self.cfg.n_steps and trainer.config.seed != self.cfg.seed:
+                # resuming an interrupted training: sample with the seed the run was started with, so the result
+                # is the one the uninterrupted run would have given (MG5 hands every launch a new seed)
+                logger.info("MadNIS: resuming an interrupted training; sampling seed %d from the checkpoint "
+                            "(this launch's seed was %d)", trainer.config.seed, self.cfg.seed)
+                self.cfg = self.cfg.replace(seed=trainer.config.seed)
         else:
             trainer = Trainer(self.integrand, self.cfg)
         trainer.target = str(self.s.me_dir)

@@ -97,11 +97,17 @@ def test_ctrl_c_in_training_leaves_checkpoint_and_no_events(proc_dir, fake_facto
     assert torch.load(s.checkpoint_path, weights_only=False)["counters"]["step"] == 25
     assert not list(proc_dir.glob("SubProcesses/P*/G*/events.lhe"))
     monkeypatch.setattr(trainer_mod.Trainer, "train_step", orig)
-    s2 = _settings(proc_dir, run="run_02")
+    # the resumed launch gets another seed from MG5 (here: madnis_seed), as every new launch does
+    s2 = _settings(proc_dir, run="run_02", madnis_seed=98765)
     s2.load_checkpoint = resolve_checkpoint(proc_dir, "Events/run_01")
     run = MadnisRun(s2, process_factory=fake_factory)
-    run.run()
+    resumed = run.run()
     assert run.trainer.step == 60
+    # an uninterrupted run with run_01's settings gives the same numbers as interrupt + resume
+    # (run_02 left G*/ftn26 grids behind, which run_01 did not find: start VEGAS the same way as run_01)
+    s3 = _settings(proc_dir, run="run_03", madnis_survey_grids=False)
+    uninterrupted = MadnisRun(s3, process_factory=fake_factory).run()
+    assert resumed.cross == uninterrupted.cross and resumed.error == uninterrupted.error
 
 
 def test_ctrl_c_while_writing_leaves_no_event_file(proc_dir, fake_factory, monkeypatch):
