@@ -20,7 +20,8 @@ MG5 itself untouched): first ``False = madnis`` (MadEvent's survey + refine), th
   madevent run evaluated, survey or refine) of every distinct version is added up. Survey versions are
   overwritten by the refine; polling keeps both. Helicity-filtering points (``Hel``) are not counted.
 * Unweighting efficiency. MadNIS: ``unweighting_efficiency`` of ``madnis_results.json`` (⟨w⟩/w_max of the refine
-  sample). Classic (§6 (ii)+(iii)): per channel ε_c = nunwgt/nevents of its last ``results.dat`` (events that
+  sample, w_max by MadEvent's 1 % overflow rule, ``madnis_unweight_trunc``; runs before that entry existed used the
+  bootstrap median of the maximum, kept as ``unweighting_efficiency_bootstrap``). Classic (§6 (ii)+(iii)): per channel ε_c = nunwgt/nevents of its last ``results.dat`` (events that
   survive the 1 %-truncated maximum per evaluated point), global ε = [Σ_c (σ_c/σ)/ε_c]⁻¹. Also reported for both:
   ``events / calls`` (final events per integrand call of the whole run).
 * Wall time of the whole launch (MG5 start to end, including compilation / bridge build / training).
@@ -263,6 +264,7 @@ def main() -> None:
                           "calls_training": int(mr["n_calls_training"]),
                           "calls_integration": int(mr["n_calls_integration"]),
                           "unweighting_efficiency": mr["unweighting_efficiency"],
+                          "unweighting_efficiency_bootstrap": mr.get("unweighting_efficiency_bootstrap"),
                           "train_time_s": mr.get("train_time_s"), "sample_time_s": mr.get("sample_time_s"),
                           "n_channels": mr.get("n_channels"), "dropped_channels": mr.get("dropped_channels"),
                           "n_steps": mr.get("n_steps"), "config": mr.get("config"),

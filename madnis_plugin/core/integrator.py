@@ -104,6 +104,34 @@ def bootstrap_wmax(weights: Tensor, replicas: int, generator: torch.Generator) -
     return float(torch.median(w[j]))
 
 
+def truncated_wmax(weights: Tensor, trunc: float) -> float:
+    """The smallest w_max whose overflow Σ_k max(|w_k| − w_max, 0) is at most ``trunc`` · Σ_k |w_k|.
+
+    MadEvent's rule (``trunc_max`` = 0.01 in run_config.inc, and MG5's final ``unweight(trunc_error=0.01)``):
+    unit-weight events are drawn up to w_max; the rarest, largest weights above it carry at most the fraction
+    ``trunc`` of the cross section. Exact (piecewise-linear overflow, solved on the sorted weights).
+    ``trunc`` = 0 returns max |w|.
+    """
+    a = torch.sort(weights.abs().to(torch.float64).cpu().flatten(), descending=True).values
+    n = a.shape[0]
+    if n == 0 or float(a[0]) <= 0:
+        return 0.0
+    if trunc <= 0:
+        return float(a[0])
+    budget = trunc * float(a.sum())
+    cs = torch.cumsum(a, 0)
+    k = torch.arange(1, n + 1, dtype=torch.float64)
+    # overflow at t = a[k] with the k largest weights above it (k = 1..n-1): cs[k-1] - k·a[k], non-decreasing in k
+    over = cs[:-1] - k[:-1] * a[1:]
+    beyond = torch.nonzero(over > budget).flatten()
+    if beyond.numel() == 0:  # even the smallest weight as w_max overflows less than the budget
+        j = n
+    else:
+        j = int(beyond[0]) + 1  # the j largest weights lie above the solution, which lies in [a[j], a[j-1]]
+    t = (float(cs[j - 1]) - budget) / j
+    return max(t, float(a[j]) if j < n else 0.0)
+
+
 def unweighting_efficiency(weights: Tensor, replicas: int, generator: torch.Generator) -> tuple[float, float]:
     """(ε = ⟨|w|⟩ / w_max, w_max) with w_max the bootstrap median of maxima."""
     w_max = bootstrap_wmax(weights, replicas, generator)

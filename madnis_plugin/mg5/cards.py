@@ -74,6 +74,10 @@ PLUGIN_ENTRIES: dict[str, PluginEntry] = {
         PluginEntry("madnis_event_factor", float, 1.2,
                     "events handed to MG5's final unweighting = factor x nevents (MadEvent's refine uses 1.2)",
                     lo=1.0, hi=100.0),
+        PluginEntry("madnis_unweight_trunc", float, 0.01,
+                    "w_max of the unweighting: the smallest maximum whose overflow carries at most this fraction of "
+                    "sigma (MadEvent's trunc_max and MG5's final unweighting use 0.01); 0 = bootstrap median of the "
+                    "maximum weight (no truncation)", lo=0.0, hi=0.1),
         PluginEntry("madnis_sampling_rounds", int, 4,
                     "sampling rounds at most to reach factor x nevents events", lo=1, hi=100),
         PluginEntry("madnis_plots", bool, True, "write PNG plots and link them from the HTML results"),

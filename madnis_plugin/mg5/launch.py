@@ -146,7 +146,8 @@ class SampleResult:
     cross: float
     error: float
     w_max: float
-    efficiency: float
+    efficiency: float  # ⟨|w|⟩ / w_max with the w_max used for the events (madnis_unweight_trunc)
+    efficiency_bootstrap: float  # ⟨|w|⟩ / bootstrap median of the maximum (MadNIS Reloaded's definition)
     overweight_fraction: float
     n_calls: int
     time_s: float
@@ -283,7 +284,7 @@ class MadnisRun:
         import torch  # noqa: PLC0415
 
         from madnis_plugin.core import generate  # noqa: PLC0415
-        from madnis_plugin.core.integrator import bootstrap_wmax, combine_channels  # noqa: PLC0415
+        from madnis_plugin.core.integrator import bootstrap_wmax, combine_channels, truncated_wmax  # noqa: PLC0415
 
         trainer = self.trainer
         cfg = self.cfg
@@ -296,7 +297,8 @@ class MadnisRun:
         parts: list = []
         n_round = cfg.n_integration
         n_total = 0
-        eff = w_max = 0.0
+        eff = w_max = eff_boot = 0.0
+        trunc = float(plug.get("unweight_trunc", 0.0))
         for rnd in range(int(plug["sampling_rounds"])):
             self.status(f"MadNIS: sampling round {rnd + 1} ({n_round} points)")
             ev = generate(trainer, n_round, generator=gen)
@@ -304,9 +306,13 @@ class MadnisRun:
             n_total += len(ev)
             v = self._per_point_values(parts)
             w_all = v["weight"]
-            w_max = bootstrap_wmax(torch.as_tensor(w_all), cfg.bootstrap_replicas, boot)
+            w_boot = bootstrap_wmax(torch.as_tensor(w_all), cfg.bootstrap_replicas, boot)
+            # MadEvent's rule by default: the overflow above w_max carries ≤ trunc of σ (MG5's final unweighting
+            # truncates the same way); trunc = 0: the bootstrap median of the maximum (MadNIS Reloaded's ε)
+            w_max = truncated_wmax(torch.as_tensor(w_all), trunc) if trunc > 0 else w_boot
             mean_abs = float(np.abs(w_all).mean()) if w_all.size else 0.0
             eff = mean_abs / w_max if w_max > 0 else 0.0
+            eff_boot = mean_abs / w_boot if w_boot > 0 else 0.0
             expected = n_total * eff
             logger.info("MadNIS: %d weighted events, efficiency %.4f -> about %d unweighted (need %d)", n_total,
                         eff, int(expected), int(math.ceil(want)))
@@ -331,12 +337,13 @@ class MadnisRun:
             channel_integrals=mean.numpy(), channel_abs_integrals=absmean.numpy(),
             channel_errors=np.sqrt(err2.numpy()), channel_points=counts,
             cross=float(mean.sum()), error=float(math.sqrt(float(err2.sum()))), w_max=float(w_max),
-            efficiency=float(eff), overweight_fraction=over, n_calls=trainer.calls["integration"] - calls0,
+            efficiency=float(eff), efficiency_bootstrap=float(eff_boot), overweight_fraction=over, n_calls=trainer.calls["integration"] - calls0,
             time_s=time.perf_counter() - t0,
         )
         self.sample_result = res
-        logger.info("MadNIS: sigma = %.6g +- %.3g pb (refine phase, %d points), efficiency %.4f",
-                    res.cross, res.error, len(w), res.efficiency)
+        logger.info("MadNIS: sigma = %.6g +- %.3g pb (refine phase, %d points), efficiency %.4f (w_max with %g "
+                    "truncation; bootstrap-median w_max: %.4f)", res.cross, res.error, len(w), res.efficiency, trunc,
+                    res.efficiency_bootstrap)
         return res
 
     @staticmethod
@@ -446,7 +453,8 @@ class MadnisRun:
         self.summary = RunSummary(
             run_name=self.s.run_name, cross=res.cross, error=res.error, unit="pb",
             nevents_requested=self.s.nevents, n_weighted=int(res.weight.shape[0]), n_handed_to_mg5=int(len(kept_idx)),
-            unweighting_efficiency=res.efficiency, w_max=res.w_max, overweight_fraction=res.overweight_fraction,
+            unweighting_efficiency=res.efficiency, unweighting_efficiency_bootstrap=res.efficiency_bootstrap,
+            w_max=res.w_max, overweight_fraction=res.overweight_fraction,
             n_calls_training=int(self.trainer.n_calls_training), n_calls_integration=int(res.n_calls),
             n_steps=int(self.trainer.step), train_time_s=float(self.trainer.train_time_s),
             sample_time_s=float(res.time_s), n_channels=n_ch, active_channels=[c for c in range(n_ch) if active[c]],

@@ -192,7 +192,7 @@ class RunSummary:
     nevents_requested: int
     n_weighted: int
     n_handed_to_mg5: int
-    unweighting_efficiency: float
+    unweighting_efficiency: float  # with the w_max used for the events (madnis_unweight_trunc)
     w_max: float
     overweight_fraction: float
     n_calls_training: int
@@ -207,6 +207,7 @@ class RunSummary:
     channel_integrals: list[float]
     channel_errors: list[float]
     prior_channel_integrals: list[float] = field(default_factory=list)
+    unweighting_efficiency_bootstrap: float = 0.0  # with the bootstrap median of the maximum weight
     checkpoint: str = ""
     resumed_from: str = ""
     faked_event_fields: list[str] = field(default_factory=list)
@@ -245,7 +246,8 @@ def html_section(s: RunSummary, plot_links: Sequence[tuple[str, str]] = ()) -> s
 <table border=1 cellpadding=3>
 <tr><td>Cross section (refine phase, frozen model)</td><td>{s.cross:.6g} &plusmn; {s.error:.3g} {s.unit}</td></tr>
 <tr><td>Unweighting efficiency &epsilon; = &lt;w&gt;/w<sub>max</sub></td><td>{s.unweighting_efficiency:.4f}
- (w<sub>max</sub> = bootstrap median of maxima; overweight fraction {s.overweight_fraction:.2e})</td></tr>
+ (w<sub>max</sub> with the madnis_unweight_trunc overflow rule, as MadEvent; overweight fraction
+ {s.overweight_fraction:.2e}); with w<sub>max</sub> = bootstrap median of maxima: {s.unweighting_efficiency_bootstrap:.4f}</td></tr>
 <tr><td>Matrix-element calls</td><td>{s.n_calls_training} training + {s.n_calls_integration} refine</td></tr>
 <tr><td>Training</td><td>{s.n_steps} steps, {s.train_time_s:.1f} s; sampling {s.sample_time_s:.1f} s</td></tr>
 <tr><td>Events</td><td>{s.n_weighted} weighted &rarr; {s.n_handed_to_mg5} to MG5's unweighting &rarr;

@@ -241,3 +241,21 @@ def test_online_buffered_schedule(start, expected):
     pattern = "".join("B" if b else "O" for b in tr.history.buffered)
     assert pattern == expected
     assert tr.calls["training"] == 64 * expected.count("O")
+
+
+def test_truncated_wmax_exact():
+    """MadEvent's truncation rule: the overflow above w_max is exactly the budget, and w_max is the smallest such."""
+    from madnis_plugin.core.integrator import truncated_wmax
+
+    w = torch.tensor([1.0, 1.0, 1.0, 10.0], dtype=torch.float64)
+    assert truncated_wmax(w, 0.1) == pytest.approx(10.0 - 1.3)  # overflow 1.3 = 0.1 × 13
+    assert truncated_wmax(w, 0.0) == 10.0
+    assert truncated_wmax(-w, 0.1) == pytest.approx(8.7)  # |w|
+    # budget larger than the top weight's excess over the next: the solution sits below the second weight
+    assert truncated_wmax(torch.tensor([4.0, 2.0, 2.0]), 0.5) == pytest.approx((4.0 + 2.0 + 2.0 - 4.0) / 3)
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        x = torch.as_tensor(rng.pareto(1.5, size=int(rng.integers(2, 60))))
+        tau = float(rng.choice([0.001, 0.01, 0.1]))
+        t = truncated_wmax(x, tau)
+        assert float((x - t).clamp_min(0).sum()) == pytest.approx(tau * float(x.sum()), rel=1e-9)
