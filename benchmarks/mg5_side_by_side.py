@@ -17,7 +17,8 @@ MG5 itself untouched): first ``False = madnis`` (MadEvent's survey + refine), th
   + mirror rows) DSIG evaluations, where MadEvent evaluates one per point). Classic: MadEvent stores no counter (mg5-internals §6);
   while the launch runs, every ``SubProcesses/P*/G<channel>/results.dat`` (not the ``G*_<i>`` split-job
   folders, whose sums land in the parent) is polled every 0.2 s and column 4 (``nevents`` = PS points the
-  madevent run evaluated, survey or refine) of every distinct version is added up. Survey versions are
+  madevent run evaluated, survey or refine) of the first version (survey) and the last (the refine's final,
+  cumulative one) are added up; versions in between are intermediate refine writes. Survey versions are
   overwritten by the refine; polling keeps both. Helicity-filtering points (``Hel``) are not counted.
 * Unweighting efficiency. MadNIS: ``unweighting_efficiency`` of ``madnis_results.json`` (⟨w⟩/w_max of the refine
   sample, w_max by MadEvent's 1 % overflow rule, ``madnis_unweight_trunc``; runs before that entry existed used the
@@ -71,7 +72,7 @@ def plugin_path(root: Path) -> Path:
 def run_mg5(script_lines: list[str], log: Path, env: dict, poll_dir: Path | None = None) -> tuple[float, dict]:
     script = log.with_suffix(".mg5")
     script.write_text("\n".join(script_lines) + "\n")
-    seen: dict[str, set] = {}
+    seen: dict[str, dict[str, None]] = {}  # G dir -> distinct results.dat texts in the order first seen
     stop = threading.Event()
 
     def poll():
@@ -85,7 +86,7 @@ def run_mg5(script_lines: list[str], log: Path, env: dict, poll_dir: Path | None
                     continue
                 if not txt.strip():
                     continue
-                seen.setdefault(str(f.parent.relative_to(poll_dir)), set()).add(txt)
+                seen.setdefault(str(f.parent.relative_to(poll_dir)), {}).setdefault(txt, None)
             stop.wait(0.2)
 
     th = None
@@ -137,12 +138,16 @@ def read_results_dat(path: Path) -> list[float]:
     return [float(x) for x in path.read_text().split("\n", 1)[0].split()]
 
 
-def classic_stats(proc_dir: Path, seen: dict[str, set]) -> dict:
+def classic_stats(proc_dir: Path, seen: dict[str, dict[str, None]]) -> dict:
     calls_versions = 0
     per_dir = {}
     for g, versions in seen.items():
-        n = sum(int(float(v.split("\n", 1)[0].split()[3])) for v in versions)
-        per_dir[g] = {"versions": len(versions), "points": n}
+        # the survey's results.dat (first version) + the refine's final one (last); versions in between are the
+        # refine's intermediate, cumulative writes and must not be added again
+        texts = list(versions)
+        pts = [int(float(v.split("\n", 1)[0].split()[3])) for v in texts]
+        n = pts[0] + pts[-1] if len(pts) > 1 else pts[0]
+        per_dir[g] = {"versions": len(texts), "points": n, "points_per_version": pts}
         calls_versions += n
     # final per-channel numbers (§6 (ii)+(iii))
     chans = []

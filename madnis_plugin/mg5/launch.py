@@ -280,7 +280,7 @@ class MadnisRun:
     # ------------------------------------------------------------------------------------------ sampling
     def sample(self) -> SampleResult:
         """Refine phase: weighted events from the frozen model until ``event_factor × nevents`` survive the
-        partial unweighting (at most ``sampling_rounds`` rounds)."""
+        partial unweighting (at most ``sampling_rounds`` rounds; the first draws min(n_integration, 4 × that))."""
         import torch  # noqa: PLC0415
 
         from madnis_plugin.core import generate  # noqa: PLC0415
@@ -295,7 +295,9 @@ class MadnisRun:
         calls0 = trainer.calls["integration"]
         t0 = time.perf_counter()
         parts: list = []
-        n_round = cfg.n_integration
+        # like MadEvent's refine, sample only what the requested events need: the first round assumes ε ≥ 1/4,
+        # further rounds (sized from the measured ε) fill up; n_integration caps the first round
+        n_round = int(min(cfg.n_integration, max(4.0 * want, 1000)))
         n_total = 0
         eff = w_max = eff_boot = 0.0
         trunc = float(plug.get("unweight_trunc", 0.0))
