@@ -74,6 +74,14 @@ def run_mg5(script_lines: list[str], log: Path, env: dict, poll_dir: Path | None
     script.write_text("\n".join(script_lines) + "\n")
     seen: dict[str, dict[str, None]] = {}  # G dir -> distinct results.dat texts in the order first seen
     stop = threading.Event()
+    # results.dat files left by an earlier run (e.g. a MadNIS launch on the same directory) are not this run's
+    stale: set[tuple[str, str]] = set()
+    if poll_dir is not None:
+        for f in poll_dir.glob("SubProcesses/P*/G*/results.dat"):
+            try:
+                stale.add((str(f.parent.relative_to(poll_dir)), f.read_text()))
+            except OSError:
+                pass
 
     def poll():
         while not stop.is_set():
@@ -86,7 +94,9 @@ def run_mg5(script_lines: list[str], log: Path, env: dict, poll_dir: Path | None
                     continue
                 if not txt.strip():
                     continue
-                seen.setdefault(str(f.parent.relative_to(poll_dir)), {}).setdefault(txt, None)
+                key = str(f.parent.relative_to(poll_dir))
+                if (key, txt) not in stale:
+                    seen.setdefault(key, {}).setdefault(txt, None)
             stop.wait(0.2)
 
     th = None
