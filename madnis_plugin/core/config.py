@@ -79,6 +79,7 @@ class MadnisConfig:
 
     # --- stratified training and channel dropping
     stratified: bool = True
+    pool_group_sigma: bool = True  # allocate evenly inside a channel group (symmetric channels), N_g ∝ √(K Σ σ_j²)
     uniform_fraction: float = 0.1
     uniform_warmup_steps: int = 100  # uniform allocation first (paper: 1000 batches)
     stats_window: int = 100  # running means of σ_i, I_i over the last this-many online batches (paper: 1000)

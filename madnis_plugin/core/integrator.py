@@ -27,7 +27,7 @@ INTEGRATION_SEED_OFFSET = 1_000_003
 def refine_allocation(trainer: Trainer, n: int) -> Tensor:
     """int64 ``[C]``: N_i ∝ running σ_i over active channels (uniform share ``uniform_fraction``)."""
     cfg = trainer.config
-    sigma = trainer.stats.sigma_mean().to(trainer.device) if trainer.stats.filled else None
+    sigma = trainer.allocation_sigma() if trainer.stats.filled else None
     return allocate(n, sigma, trainer.model.active, cfg.uniform_fraction, cfg.min_points_per_channel)
 
 

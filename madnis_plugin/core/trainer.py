@@ -18,7 +18,7 @@ from torch import Tensor
 
 from ..integrands.protocol import Integrand, IntegrandBatch, sanitize
 from .buffer import ReplayBuffer
-from .channels import RunningStats, allocate, channels_to_drop
+from .channels import RunningStats, allocate, channels_to_drop, pool_sigma_in_groups
 from .config import MadnisConfig
 from .losses import compute_loss
 from .model import MadnisModel
@@ -159,8 +159,15 @@ class Trainer:
         cfg = self.config
         sigma = None
         if cfg.stratified and self.online_steps >= cfg.uniform_warmup_steps:
-            sigma = self.stats.sigma_mean().to(self.device)
+            sigma = self.allocation_sigma()
         return allocate(n, sigma, self.model.active, cfg.uniform_fraction, cfg.min_points_per_channel)
+
+    def allocation_sigma(self) -> Tensor:
+        """Running σ_i used for stratified allocation, pooled within channel groups (``pool_group_sigma``)."""
+        sigma = self.stats.sigma_mean().to(self.device)
+        if self.config.pool_group_sigma and self.model.n_groups < self.n_channels:
+            sigma = pool_sigma_in_groups(sigma, self.model.channel_group, self.model.active, self.model.n_groups)
+        return sigma
 
     def _optimise(self, loss: Tensor) -> bool:
         if not torch.isfinite(loss):

@@ -259,3 +259,21 @@ def test_truncated_wmax_exact():
         tau = float(rng.choice([0.001, 0.01, 0.1]))
         t = truncated_wmax(x, tau)
         assert float((x - t).clamp_min(0).sum()) == pytest.approx(tau * float(x.sum()), rel=1e-9)
+
+
+def test_group_pooled_sigma_allocates_evenly_inside_groups():
+    """Symmetric channels of a group get equal shares; the group gets N_g ∝ √(K Σ σ_j²) (exact)."""
+    from madnis_plugin.core.channels import pool_sigma_in_groups
+
+    sigma = torch.tensor([1.0, 3.0, 2.0, float("nan"), 4.0], dtype=torch.float64)
+    group = torch.tensor([0, 0, 1, 1, 2])
+    active = torch.tensor([True, True, True, True, False])
+    pooled = pool_sigma_in_groups(sigma, group, active, 3)
+    assert pooled[0].item() == pytest.approx(math.sqrt(5.0)) and pooled[1].item() == pooled[0].item()
+    assert pooled[2].item() == pooled[3].item() == 2.0  # NaN left out of the RMS, filled in from the known one
+    assert math.isnan(pooled[4].item())  # inactive only
+    counts = allocate(1000, pooled, active, uniform_fraction=0.0, min_per_channel=0)
+    assert counts[0] == counts[1] and counts[2] == counts[3] and counts[4] == 0
+    # group totals ∝ K·rms (= √(K Σ σ²) when every σ is known): √(2·10) : 2·2
+    ratio = (counts[0] + counts[1]).item() / (counts[2] + counts[3]).item()
+    assert ratio == pytest.approx(math.sqrt(20.0) / 4.0, rel=2e-3)
