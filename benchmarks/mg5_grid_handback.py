@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mg5_side_by_side import (  # noqa: E402
     HEADER,
     REPO,
+    add_launch_args,
     classic_stats,
     lhe_init,
     new_run,
@@ -136,12 +137,7 @@ def madnis_channels(proc_dir: Path) -> list[dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--proc", action="append", required=True, help="name:MG5 process, e.g. 'ppee:p p > e+ e-'")
-    ap.add_argument("--nevents", type=int, default=10000)
-    ap.add_argument("--seed", type=int, default=11)
-    ap.add_argument("--procs-root", default="/work/mg5_procs")
-    ap.add_argument("--grouped", default="sum", help="MADNIS_MG5_GROUPED for the MadNIS launch")
-    ap.add_argument("--madnis-set", nargs="*", default=[], help="extra run-card entries madnis_<key>=value")
+    add_launch_args(ap)
     ap.add_argument("--arms", nargs="*", default=list(ARMS), choices=ARMS)
     ap.add_argument("--fresh", action="store_true", help="recopy the scratch directory from bench_<name>")
     ap.add_argument("--out", default=str(OUT))

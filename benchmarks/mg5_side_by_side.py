@@ -223,14 +223,19 @@ def chi2(a: np.ndarray, b: np.ndarray, nbins: int = 20) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------------------- main
-def main() -> None:
-    ap = argparse.ArgumentParser()
+def add_launch_args(ap: argparse.ArgumentParser) -> None:
+    """The options every MG5 launch benchmark takes (processes, events, seed, where, MadNIS run-card extras)."""
     ap.add_argument("--proc", action="append", required=True, help="name:MG5 process, e.g. 'ppee:p p > e+ e-'")
     ap.add_argument("--nevents", type=int, default=10000)
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--procs-root", default="/work/mg5_procs")
     ap.add_argument("--grouped", default="sum", help="MADNIS_MG5_GROUPED for the MadNIS launch")
     ap.add_argument("--madnis-set", nargs="*", default=[], help="extra run-card entries madnis_<key>=value")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    add_launch_args(ap)
     ap.add_argument("--only", choices=["classic", "madnis"], default=None)
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
