@@ -99,6 +99,7 @@ class Trainer:
         self.skipped_steps = 0
         self.train_time_s = 0.0
         self.history = TrainingHistory()
+        self.last_event_weights: Tensor | None = None
 
     # ------------------------------------------------------------------ integrand access
     def evaluate(self, channels: Tensor, r: Tensor, phase: str) -> IntegrandBatch:
@@ -194,6 +195,10 @@ class Trainer:
         self._optimise(loss)
         sigma = torch.sqrt(mom.var.detach())
         self.stats.update(sigma, mom.mean.detach(), mom.has_var)
+        # event weights of this batch, (α w / q_s)·N/N_i float64 [n]: what generation from this model would give
+        # (read by stopping rules that estimate the unweighting efficiency during training)
+        share = counts.to(torch.float64).clamp_min(1.0) / float(channels.shape[0])
+        self.last_event_weights = (out.h.detach() * torch.exp(-log_q_s) / share[channels]).cpu()
         if self.config.buffer_ratio > 1:
             self.buffer.add(r, channels, b.weight, b.features, b.alpha_prior, log_q_s)
         self.online_steps += 1
@@ -253,8 +258,10 @@ class Trainer:
         return loss
 
     def train(self, n_steps: int | None = None, *, callback: Callable[["Trainer"], None] | None = None,
-              checkpoint_path: str | None = None, checkpoint_every: int = 0) -> TrainingHistory:
-        """Train until ``n_steps`` total optimizer steps (default: config.n_steps), with a progress bar.
+              checkpoint_path: str | None = None, checkpoint_every: int = 0,
+              should_stop: Callable[["Trainer"], bool] | None = None) -> TrainingHistory:
+        """Train until ``n_steps`` total optimizer steps (default: config.n_steps), with a progress bar; earlier
+        when ``should_stop(trainer)`` (called after every step) returns True.
 
         A KeyboardInterrupt writes the checkpoint (when a path is given) before it propagates, so the run resumes.
         """
@@ -278,6 +285,8 @@ class Trainer:
                     callback(self)
                 if checkpoint_path and checkpoint_every and self.step % checkpoint_every == 0:
                     save_checkpoint(self, checkpoint_path)
+                if should_stop is not None and should_stop(self):
+                    break
         except KeyboardInterrupt:
             if checkpoint_path:
                 save_checkpoint(self, checkpoint_path)

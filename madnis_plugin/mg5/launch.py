@@ -175,6 +175,7 @@ class MadnisRun:
         self.sample_result: SampleResult | None = None
         self.summary: RunSummary | None = None
         self.resumed_from = ""
+        self.auto_stop: AutoStop | None = None
         self.vegas_from_madevent = 0
         self.faked: list[str] = []
 
@@ -271,7 +272,11 @@ class MadnisRun:
         every = max(50, target // 10)
         logger.info("MadNIS: training %d steps (batch %d, %d channels) on %s", target - start, trainer.batch_size,
                     trainer.n_channels, self.cfg.device)
-        trainer.train(target, callback=report, checkpoint_path=str(ckpt), checkpoint_every=every)
+        plug = self.s.options.plugin
+        self.auto_stop = (AutoStop(float(plug["event_factor"]) * self.s.nevents, float(plug.get("unweight_trunc", 0.0)))
+                          if plug.get("auto_stop", False) else None)
+        trainer.train(target, callback=report, checkpoint_path=str(ckpt), checkpoint_every=every,
+                      should_stop=self.auto_stop)
         logger.info("MadNIS: training done in %s; %d of %d channels active; %d integrand calls",
                     _fmt_time(time.perf_counter() - t0), int(trainer.model.active.sum()), trainer.n_channels,
                     trainer.n_calls_training)
@@ -464,6 +469,7 @@ class MadnisRun:
             channel_integrals=[float(x) for x in res.channel_integrals],
             channel_errors=[float(x) for x in res.channel_errors],
             checkpoint=str(self.s.checkpoint_path), resumed_from=self.resumed_from,
+            auto_stop_history=self.auto_stop.history if self.auto_stop is not None else [],
             faked_event_fields=self.faked, config=self.cfg.to_dict(),
         )
         if self.faked:
@@ -496,6 +502,55 @@ class MadnisRun:
             return self.write_report()
         finally:
             self.close()
+
+
+class AutoStop:
+    """Stop training once it no longer pays for itself in matrix-element calls (``madnis_auto_stop``).
+
+    Every ``check_every`` steps (from ``min_steps`` on) the unweighting efficiency of the current model is estimated
+    from the event weights of the last ``window`` online batches (w_max by the ``trunc`` overflow rule), giving the
+    calls still needed to generate ``want`` events, G = want / ε. Training stops when, at two checks in a row, G fell
+    by less than the training calls spent since the previous check: the next steps would cost more calls than they
+    save.
+    """
+
+    def __init__(self, want: float, trunc: float, check_every: int = 50, min_steps: int = 100, window: int = 30):
+        from collections import deque  # noqa: PLC0415
+
+        self.want, self.trunc = float(want), float(trunc)
+        self.check_every, self.min_steps = int(check_every), int(min_steps)
+        self.batches: deque = deque(maxlen=int(window))
+        self.seen_online = -1
+        self.prev: tuple[float, int] | None = None  # (G, training calls) at the previous check
+        self.strikes = 0
+        self.history: list[dict[str, float]] = []
+
+    def __call__(self, trainer) -> bool:
+        import torch  # noqa: PLC0415
+
+        from madnis_plugin.core.integrator import truncated_wmax  # noqa: PLC0415
+
+        if trainer.online_steps != self.seen_online and trainer.last_event_weights is not None:
+            self.seen_online = trainer.online_steps
+            self.batches.append(trainer.last_event_weights)
+        if trainer.step < self.min_steps or trainer.step % self.check_every or not self.batches:
+            return False
+        w = torch.cat(list(self.batches)).abs()
+        w_max = truncated_wmax(w, self.trunc)
+        eps = float(w.mean()) / w_max if w_max > 0 else 0.0
+        calls = int(trainer.n_calls_training)
+        g = self.want / eps if eps > 0 else math.inf
+        self.history.append({"step": trainer.step, "eps": eps, "calls_to_generate": g, "training_calls": calls})
+        if self.prev is not None:
+            saved, spent = self.prev[0] - g, calls - self.prev[1]
+            self.strikes = self.strikes + 1 if saved < spent else 0
+        self.prev = (g, calls)
+        if self.strikes >= 2:
+            logger.info("MadNIS: training stopped at step %d: the last %d steps saved fewer generation calls than "
+                        "they cost (estimated efficiency %.3f, %d calls for the events)", trainer.step,
+                        self.check_every, eps, int(g))
+            return True
+        return False
 
 
 class _ProgressReporter:

@@ -208,6 +208,7 @@ class RunSummary:
     channel_errors: list[float]
     prior_channel_integrals: list[float] = field(default_factory=list)
     unweighting_efficiency_bootstrap: float = 0.0  # with the bootstrap median of the maximum weight
+    auto_stop_history: list[dict] = field(default_factory=list)  # madnis_auto_stop checks (step, ε, calls)
     checkpoint: str = ""
     resumed_from: str = ""
     faked_event_fields: list[str] = field(default_factory=list)

@@ -220,3 +220,25 @@ def test_events_carry_the_bridge_details(proc_dir):
         assert e["scale"] == pytest.approx(q[2]["m"], rel=1e-6)
         assert q[0]["p"][0] == pytest.approx(65.0) and q[0]["spin"] == 1.0
         np.testing.assert_allclose(np.sum([x["p"] for x in q[:2]], 0), np.sum([x["p"] for x in q[3:]], 0), atol=1e-5)
+
+
+def test_auto_stop_ends_training_when_it_no_longer_pays(proc_dir, fake_factory):
+    """madnis_auto_stop: training stops before madnis_n_steps once the estimated generation calls stop falling
+    by more than the training calls spent; every check is recorded in madnis_results.json."""
+    s = _settings(proc_dir, madnis_n_steps=2000, madnis_auto_stop=True)
+    run = MadnisRun(s, process_factory=fake_factory)
+    summary = run.run()
+    hist = summary.auto_stop_history
+    assert 100 <= run.trainer.step < 2000 and run.trainer.step == hist[-1]["step"]
+    assert len(hist) >= 3 and all(0 < h["eps"] <= 1 for h in hist)
+    # the stop condition held at the last two checks
+    for a, b in zip(hist[-3:-1], hist[-2:]):
+        assert a["calls_to_generate"] - b["calls_to_generate"] < b["training_calls"] - a["training_calls"]
+    assert abs(summary.cross - 845.48) < 5 * summary.error
+    js = json.loads((proc_dir / "Events" / "run_01" / "madnis_results.json").read_text())
+    assert js["auto_stop_history"] == hist and js["n_steps"] == run.trainer.step
+
+
+def test_auto_stop_off_trains_to_n_steps(proc_dir, fake_factory):
+    run = MadnisRun(_settings(proc_dir, madnis_n_steps=120), process_factory=fake_factory)
+    assert run.run().auto_stop_history == [] and run.trainer.step == 120
