@@ -74,9 +74,10 @@ PLUGIN_ENTRIES: dict[str, PluginEntry] = {
         PluginEntry("madnis_event_factor", float, 1.2,
                     "events handed to MG5's final unweighting = factor x nevents (MadEvent's refine uses 1.2)",
                     lo=1.0, hi=100.0),
-        PluginEntry("madnis_auto_stop", bool, False,
+        PluginEntry("madnis_auto_stop", bool, True,
                     "stop training before madnis_n_steps once the last steps cost more matrix-element calls than they "
-                    "save in generating the requested events (efficiency estimated from recent training batches)"),
+                    "save in generating the requested events (efficiency estimated from recent training batches); "
+                    "False = always train madnis_n_steps"),
         PluginEntry("madnis_unweight_trunc", float, 0.01,
                     "w_max of the unweighting: the smallest maximum whose overflow carries at most this fraction of "
                     "sigma (MadEvent's trunc_max and MG5's final unweighting use 0.01); 0 = bootstrap median of the "

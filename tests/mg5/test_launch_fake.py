@@ -240,5 +240,5 @@ def test_auto_stop_ends_training_when_it_no_longer_pays(proc_dir, fake_factory):
 
 
 def test_auto_stop_off_trains_to_n_steps(proc_dir, fake_factory):
-    run = MadnisRun(_settings(proc_dir, madnis_n_steps=120), process_factory=fake_factory)
-    assert run.run().auto_stop_history == [] and run.trainer.step == 120
+    run = MadnisRun(_settings(proc_dir, madnis_n_steps=400, madnis_auto_stop=False), process_factory=fake_factory)
+    assert run.run().auto_stop_history == [] and run.trainer.step == 400
