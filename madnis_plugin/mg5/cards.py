@@ -82,8 +82,9 @@ PLUGIN_ENTRIES: dict[str, PluginEntry] = {
                     "w_max of the unweighting: the smallest maximum whose overflow carries at most this fraction of "
                     "sigma (MadEvent's trunc_max and MG5's final unweighting use 0.01); 0 = bootstrap median of the "
                     "maximum weight (no truncation)", lo=0.0, hi=0.1),
-        PluginEntry("madnis_sampling_rounds", int, 4,
-                    "sampling rounds at most to reach factor x nevents events", lo=1, hi=100),
+        PluginEntry("madnis_sampling_rounds", int, 8,
+                    "sampling rounds at most to reach factor x nevents events (each at most 4x the points so far)",
+                    lo=1, hi=100),
         PluginEntry("madnis_plots", bool, True, "write PNG plots and link them from the HTML results"),
         PluginEntry("madnis_survey_grids", bool, True,
                     "start VEGAS pre-training from the G*/ftn26 grids of an earlier run (MadEvent's or MadNIS's)"),

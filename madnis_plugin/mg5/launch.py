@@ -325,8 +325,9 @@ class MadnisRun:
                         eff, int(expected), int(math.ceil(want)))
             if expected >= want or eff <= 0:
                 break
-            # w_max grows with the sample (heavy tails), so aim 25 % higher than the current estimate
-            n_round = int(math.ceil((want / eff - n_total) * 1.25)) + 1
+            # w_max grows with the sample (heavy tails), so aim 25 % higher than the current estimate; ε from a small
+            # sample is unreliable with heavy tails (it can be far too low), so grow by at most 4× per round
+            n_round = int(min(math.ceil((want / eff - n_total) * 1.25) + 1, 4 * n_total))
         v = self._per_point_values(parts)
         ch = v["channels"]
         counts = np.bincount(ch, minlength=trainer.n_channels)
