@@ -188,6 +188,14 @@ class MadnisRun:
         self.process = self.factory(self.s.me_dir, self.s.options.sde_strategy, self.s.n_workers)
         self.integrand = ProcessIntegrand(self.process)
         self.cmap = build_channel_map(self.process.info.subprocesses, self.s.me_dir)
+        if "madnis_vegas_samples" not in self.s.options.given:
+            # VEGAS pre-training per iteration: 500 points per channel (at least 4000, at most the config's 20000),
+            # about what MadEvent's survey spends per channel; a fixed 20000 dominated the calls of few-channel runs
+            n_vegas = int(min(self.cfg.vegas_samples, max(4000, 500 * self.integrand.n_channels)))
+            if n_vegas != self.cfg.vegas_samples:
+                logger.info("MadNIS: VEGAS pre-training with %d points per iteration (%d channels; set "
+                            "madnis_vegas_samples to change)", n_vegas, self.integrand.n_channels)
+                self.cfg = self.cfg.replace(vegas_samples=n_vegas)
         unmapped = [c for c, t in enumerate(self.cmap.channel_tag) if t is None]
         if unmapped:
             logger.warning("MadNIS: %d channel(s) have no G directory (their P-directory has none): %s",
