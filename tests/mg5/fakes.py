@@ -15,6 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+# the fakes return the bridge's own result types, so they cannot drift from what Process returns
+from madnis_plugin.bridge.process import EventDetails, EventRecord, Evaluation
+
 SIGMA = (600.0, 250.0)  # pb per P-directory
 
 
@@ -51,19 +54,6 @@ class FakeInfo:
     @property
     def channel_diagram(self):
         return tuple(d for sp in self.subprocesses for d in sp.channel_diagram)
-
-
-@dataclass(frozen=True)
-class FakeEvaluation:
-    weight: np.ndarray
-    momenta: np.ndarray
-    alpha: np.ndarray
-    status: np.ndarray
-    channels: np.ndarray
-
-    @property
-    def valid(self):
-        return self.status == 0
 
 
 LESHOUCHE_P1 = """      DATA (IDUP(I,1,1),I=1,4)/2,-2,-11,11/
@@ -164,7 +154,7 @@ class FakeProcess:
         cut = r[:, 1] > 0.995  # a sliver of cut points
         weight[cut] = 0.0
         status[cut] = 1
-        return FakeEvaluation(weight, mom, alpha, status, ch)
+        return Evaluation(weight, mom, alpha, status, ch)
 
     def features(self, ev):
         p = ev.momenta
@@ -175,36 +165,6 @@ class FakeProcess:
 
     def close(self):
         self.closed = True
-
-
-@dataclass(frozen=True)
-class FakeRecord:
-    n_lines: np.ndarray
-    idup: np.ndarray
-    istup: np.ndarray
-    mothup: np.ndarray
-    icolup: np.ndarray
-    pup: np.ndarray
-    spinup: np.ndarray
-
-
-@dataclass(frozen=True)
-class FakeDetails:
-    """Shaped like the bridge's ``process.EventDetails`` (ABI 2)."""
-
-    status: np.ndarray
-    subprocess: np.ndarray
-    iproc: np.ndarray
-    mirror: np.ndarray
-    x1x2: np.ndarray
-    scale: np.ndarray
-    alphas: np.ndarray
-    pdg: np.ndarray
-    icolup: np.ndarray
-    helicity: np.ndarray
-    momenta_lab: np.ndarray
-    channels: np.ndarray
-    record: FakeRecord | None = None
 
 
 class FakeProcessWithDetails(FakeProcess):
@@ -227,13 +187,13 @@ class FakeProcessWithDetails(FakeProcess):
         pdg = np.tile([-1, 1, -11, 11], (n, 1))
         col = np.tile([[0, 501], [501, 0], [0, 0], [0, 0]], (n, 1, 1))
         hel = np.tile([1, -1, -1, 1], (n, 1))
-        rec = FakeRecord(np.full(n, 5), np.tile([-1, 1, 23, -11, 11], (n, 1)), np.tile([-1, -1, 2, 1, 1], (n, 1)),
+        rec = EventRecord(np.full(n, 5), np.tile([-1, 1, 23, -11, 11], (n, 1)), np.tile([-1, -1, 2, 1, 1], (n, 1)),
                          np.tile([[0, 0], [0, 0], [1, 2], [3, 3], [3, 3]], (n, 1, 1)),
                          np.tile([[0, 501], [501, 0], [0, 0], [0, 0], [0, 0]], (n, 1, 1)), np.zeros((n, 5, 5)),
                          np.tile([1, -1, 0, -1, 1], (n, 1)))
         rec.pup[:, [0, 1, 3, 4], :4] = lab
         rec.pup[:, 2, :4] = lab[:, 2] + lab[:, 3]
         rec.pup[:, 2, 4] = sqrt_s
-        return FakeDetails(ev.status, np.zeros(n, np.int64), np.ones(n, np.int32), np.ones(n, np.int32),
+        return EventDetails(ev.status, np.zeros(n, np.int64), np.ones(n, np.int32), np.ones(n, np.int32),
                            np.stack([x1, x2], 1), sqrt_s, np.full(n, 0.118), pdg, col, hel, lab,
                            np.asarray(channels), rec if record else None)
