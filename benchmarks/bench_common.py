@@ -59,6 +59,18 @@ class CallCounter:
         return getattr(self._inner, name)
 
 
+def time_steps(step, counter: "CallCounter", n_steps: int, warmup: int) -> tuple[float, float]:
+    """Call ``step()`` ``warmup`` times, then time ``n_steps`` calls: (wall seconds per step, integrand seconds
+    per step, from ``counter``)."""
+    for _ in range(warmup):
+        step()
+    counter.time_s = 0.0
+    t0 = time.perf_counter()
+    for _ in range(n_steps):
+        step()
+    return (time.perf_counter() - t0) / n_steps, counter.time_s / n_steps
+
+
 def unweighting_efficiency(weights, n_replicas: int = 50, seed: int = 0) -> float:
     """ε = mean(w) / median_b(max(bootstrap replica b of w)); weights ≤ 0 count as zero (≥ 0 toys)."""
     w = np.asarray(torch.as_tensor(weights, dtype=torch.float64).cpu().numpy(), dtype=np.float64)

@@ -16,7 +16,7 @@ import dataclasses
 import time
 from typing import Any
 
-from bench_common import CallCounter, MethodResult
+from bench_common import CallCounter, MethodResult, time_steps
 
 NAME = "core"
 
@@ -125,12 +125,6 @@ def step_time(toy, n_steps: int = 20, warmup: int = 3, batch_size: int = 1024, s
     counter = CallCounter(toy)
     trainer = Trainer(counter, cfg)
     trainer.pretrain_vegas()  # with vegas_init=False: one small batch for feature standardisation only
-    for _ in range(warmup):
-        trainer.train_step()
-    counter.time_s = 0.0
-    t0 = time.perf_counter()
-    for _ in range(n_steps):
-        trainer.train_step()
-    dt = time.perf_counter() - t0
-    return dict(step_time_s=dt / n_steps, n_steps=n_steps, batch_size=trainer.batch_size,
-                integrand_time_per_step_s=counter.time_s / n_steps)
+    dt, t_integrand = time_steps(trainer.train_step, counter, n_steps, warmup)
+    return dict(step_time_s=dt, n_steps=n_steps, batch_size=trainer.batch_size,
+                integrand_time_per_step_s=t_integrand)

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from bench_common import CallCounter, MethodResult, sanitize, stratified_rel_std, unweighting_efficiency
+from bench_common import CallCounter, MethodResult, sanitize, stratified_rel_std, time_steps, unweighting_efficiency
 
 NAME = "madnis-1.0"
 
@@ -222,12 +222,6 @@ def step_time(toy, n_steps: int = 20, warmup: int = 3, batch_size: int = 1024, s
     counter = CallCounter(toy)
     integrator, bs = build_integrator(counter, n_steps + warmup, batch_size=batch_size, buffer_capacity=0,
                                       integration_history_length=n_steps + warmup + 10, seed=seed)
-    for _ in range(warmup):
-        integrator.train_step()
-    counter.time_s = 0.0
-    t0 = time.perf_counter()
-    for _ in range(n_steps):
-        integrator.train_step()
-    dt = time.perf_counter() - t0
-    return dict(step_time_s=dt / n_steps, n_steps=n_steps, batch_size=bs,
-                integrand_time_per_step_s=counter.time_s / n_steps)
+    dt, t_integrand = time_steps(integrator.train_step, counter, n_steps, warmup)
+    return dict(step_time_s=dt, n_steps=n_steps, batch_size=bs,
+                integrand_time_per_step_s=t_integrand)

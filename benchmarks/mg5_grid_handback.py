@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import re
 import shutil
 import sys
@@ -49,12 +48,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mg5_side_by_side import (  # noqa: E402
     HEADER,
-    REPO,
     add_launch_args,
+    common_card_entries,
     classic_stats,
+    launch_env,
     lhe_init,
+    madnis_card_entries,
     new_run,
-    plugin_path,
     read_results_dat,
     run_mg5,
     set_card,
@@ -144,16 +144,12 @@ def main() -> None:
     args = ap.parse_args()
 
     root = Path(args.procs_root)
-    env0 = dict(os.environ)
-    env0["PYTHONPATH"] = os.pathsep.join([str(plugin_path(root)), str(REPO), env0.get("PYTHONPATH", "")])
-    env0["MADNIS_MG5_GROUPED"] = args.grouped
+    env0 = launch_env(root, args.grouped)
     env0.pop("MADNIS_REQUEST", None)
     out_path = Path(args.out)
     results = json.loads(out_path.read_text()) if out_path.exists() else {}
-    madnis_card = {"madnis": "True", "madnis_device": "cpu", "madnis_progress": "False",
-                   "madnis_survey_grids": "False", "madnis_write_grids": "True",
-                   **{f"madnis_{k}": v for k, v in (kv.split("=", 1) for kv in args.madnis_set)}}
-    common = {"nevents": str(args.nevents), "iseed": str(args.seed), "use_syst": "False"}
+    madnis_card = madnis_card_entries(args.madnis_set, madnis_write_grids="True")
+    common = common_card_entries(args)
 
     for spec in args.proc:
         name, process = spec.split(":", 1)

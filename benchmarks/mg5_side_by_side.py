@@ -223,6 +223,26 @@ def chi2(a: np.ndarray, b: np.ndarray, nbins: int = 20) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------------------- main
+def launch_env(root: Path, grouped: str) -> dict[str, str]:
+    """Environment of an MG5 launch: the plugin on PYTHONPATH (MG5 untouched) and the grouped-DSIG mode."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(plugin_path(root)), str(REPO), env.get("PYTHONPATH", "")])
+    env["MADNIS_MG5_GROUPED"] = grouped
+    return env
+
+
+def madnis_card_entries(madnis_set: list[str], **extra: str) -> dict[str, str]:
+    """Run-card entries of a MadNIS launch: CPU, no progress bar, not started from the classic run's G*/ftn26
+    grids; ``extra`` and the ``--madnis-set key=value`` items on top."""
+    return {"madnis": "True", "madnis_device": "cpu", "madnis_progress": "False", "madnis_survey_grids": "False",
+            **extra, **{f"madnis_{k}": v for k, v in (kv.split("=", 1) for kv in madnis_set)}}
+
+
+def common_card_entries(args: argparse.Namespace) -> dict[str, str]:
+    """Run-card entries shared by the classic and the MadNIS launch."""
+    return {"nevents": str(args.nevents), "iseed": str(args.seed), "use_syst": "False"}
+
+
 def add_launch_args(ap: argparse.ArgumentParser) -> None:
     """The options every MG5 launch benchmark takes (processes, events, seed, where, MadNIS run-card extras)."""
     ap.add_argument("--proc", action="append", required=True, help="name:MG5 process, e.g. 'ppee:p p > e+ e-'")
@@ -241,15 +261,11 @@ def main() -> None:
     args = ap.parse_args()
 
     root = Path(args.procs_root)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(plugin_path(root)), str(REPO), env.get("PYTHONPATH", "")])
-    env["MADNIS_MG5_GROUPED"] = args.grouped
+    env = launch_env(root, args.grouped)
     out_path = Path(args.out)
     results = json.loads(out_path.read_text()) if out_path.exists() else {}
-    madnis_card = {"madnis": "True", "madnis_device": "cpu", "madnis_progress": "False",
-                   "madnis_survey_grids": "False",  # do not start from the classic run's G*/ftn26 grids
-                   **{f"madnis_{k}": v for k, v in (kv.split("=", 1) for kv in args.madnis_set)}}
-    common = {"nevents": str(args.nevents), "iseed": str(args.seed), "use_syst": "False"}
+    madnis_card = madnis_card_entries(args.madnis_set)
+    common = common_card_entries(args)
 
     for spec in args.proc:
         name, process = spec.split(":", 1)
