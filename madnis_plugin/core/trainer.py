@@ -3,7 +3,8 @@ channel allocation and channel dropping (MadNIS Reloaded sec. 2).
 
 One optimizer step is either *online* (new points from the current model, evaluated by the integrand, stored in
 the buffer) or *buffered* (points re-used from the buffer, no integrand call). Once the buffer holds
-``buffer_start_batches`` batches (0: once it is full), every ``buffer_ratio``-th step is online, so the integrand is called ``buffer_ratio`` times less often.
+``buffer_start_batches`` batches (0: once it is full), every ``buffer_ratio``-th step is online, so the integrand
+is called ``buffer_ratio`` times less often.
 """
 
 from __future__ import annotations
@@ -198,7 +199,7 @@ class Trainer:
         # event weights of this batch, (α w / q_s)·N/N_i float64 [n]: what generation from this model would give
         # (read by stopping rules that estimate the unweighting efficiency during training)
         share = counts.to(torch.float64).clamp_min(1.0) / float(channels.shape[0])
-        self.last_event_weights = (out.h.detach() * torch.exp(-log_q_s) / share[channels]).cpu()
+        self.last_event_weights = out.h.detach() * torch.exp(-log_q_s) / share[channels]
         if self.config.buffer_ratio > 1:
             self.buffer.add(r, channels, b.weight, b.features, b.alpha_prior, log_q_s)
         self.online_steps += 1
@@ -240,11 +241,10 @@ class Trainer:
         cfg = self.config
         if cfg.buffer_ratio <= 1:
             return True
+        start = self.buffer.capacity
         if cfg.buffer_start_batches > 0:
-            started = self.buffer.size >= min(cfg.buffer_start_batches * self.batch_size, self.buffer.capacity)
-        else:
-            started = self.buffer.full
-        return not started or self.step % cfg.buffer_ratio == 0
+            start = min(cfg.buffer_start_batches * self.batch_size, start)
+        return self.buffer.size < start or self.step % cfg.buffer_ratio == 0
 
     def train_step(self) -> float:
         """One optimizer step (online or buffered), the LR schedule and channel dropping."""

@@ -281,8 +281,7 @@ class MadnisRun:
         logger.info("MadNIS: training %d steps (batch %d, %d channels) on %s", target - start, trainer.batch_size,
                     trainer.n_channels, self.cfg.device)
         plug = self.s.options.plugin
-        self.auto_stop = (AutoStop(float(plug["event_factor"]) * self.s.nevents, float(plug.get("unweight_trunc", 0.0)))
-                          if plug.get("auto_stop", False) else None)
+        self.auto_stop = AutoStop(self.events_wanted, float(plug["unweight_trunc"])) if plug["auto_stop"] else None
         trainer.train(target, callback=report, checkpoint_path=str(ckpt), checkpoint_every=every,
                       should_stop=self.auto_stop)
         logger.info("MadNIS: training done in %s; %d of %d channels active; %d integrand calls",
@@ -291,6 +290,11 @@ class MadnisRun:
         return trainer
 
     # ------------------------------------------------------------------------------------------ sampling
+    @property
+    def events_wanted(self) -> float:
+        """Events handed to MG5's final unweighting: ``madnis_event_factor`` × nevents."""
+        return float(self.s.options.plugin["event_factor"]) * self.s.nevents
+
     def sample(self) -> SampleResult:
         """Refine phase: weighted events from the frozen model until ``event_factor × nevents`` survive the
         partial unweighting (at most ``sampling_rounds`` rounds; the first draws min(n_integration, 4 × that))."""
@@ -302,7 +306,7 @@ class MadnisRun:
         trainer = self.trainer
         cfg = self.cfg
         plug = self.s.options.plugin
-        want = float(plug["event_factor"]) * self.s.nevents
+        want = self.events_wanted
         gen = torch.Generator(device=trainer.device).manual_seed(cfg.seed + SAMPLE_SEED_OFFSET)
         boot = torch.Generator().manual_seed(cfg.seed + 17)
         calls0 = trainer.calls["integration"]
@@ -313,7 +317,7 @@ class MadnisRun:
         n_round = int(min(cfg.n_integration, max(4.0 * want, 1000)))
         n_total = 0
         eff = w_max = eff_boot = 0.0
-        trunc = float(plug.get("unweight_trunc", 0.0))
+        trunc = float(plug["unweight_trunc"])
         for rnd in range(int(plug["sampling_rounds"])):
             self.status(f"MadNIS: sampling round {rnd + 1} ({n_round} points)")
             ev = generate(trainer, n_round, generator=gen)
@@ -353,7 +357,8 @@ class MadnisRun:
             channel_integrals=mean.numpy(), channel_abs_integrals=absmean.numpy(),
             channel_errors=np.sqrt(err2.numpy()), channel_points=counts,
             cross=float(mean.sum()), error=float(math.sqrt(float(err2.sum()))), w_max=float(w_max),
-            efficiency=float(eff), efficiency_bootstrap=float(eff_boot), overweight_fraction=over, n_calls=trainer.calls["integration"] - calls0,
+            efficiency=float(eff), efficiency_bootstrap=float(eff_boot), overweight_fraction=over,
+            n_calls=trainer.calls["integration"] - calls0,
             time_s=time.perf_counter() - t0,
         )
         self.sample_result = res
