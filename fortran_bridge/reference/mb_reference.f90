@@ -51,7 +51,7 @@ module mb_reference_mod
   ! derived couplings
   real(c_double), public :: alpha_em, e4, sw2, g_hel(2), s_min, s_max, m2, mg, y_min, y_max
 
-  public :: set_error, derive_parameters, evaluate_point, event_point, event_points, check_points
+  public :: set_error, derive_parameters, evaluate_point, event_point, event_points, check_points, check_ready
 
 contains
 
@@ -265,6 +265,28 @@ contains
     hel = (/ HA(l1), HF(l1), HA(l2), HF(l2) /)
   end subroutine event_point
 
+  subroutine check_ready(what, rc, n)
+    ! the checks every entry point starts with: mb_init succeeded and (for batch calls) n >= 0
+    character(len=*), intent(in) :: what
+    integer(c_int), intent(out) :: rc
+    integer(c_int), intent(in), optional :: n
+    character(len=32) :: buf
+
+    rc = MB_OK
+    if (.not. initialised) then
+      call set_error(what // ': mb_init was not called (or failed)')
+      rc = MB_ERR_INIT
+      return
+    end if
+    if (present(n)) then
+      if (n < 0) then
+        write (buf, '(i0)') n
+        call set_error(what // ': n must be >= 0, got ' // trim(buf))
+        rc = MB_ERR_INPUT
+      end if
+    end if
+  end subroutine check_ready
+
   !> Validate (channels_, r_) of an event call and fill the per-point event data of all n > 0 points
   !> (shared by mb_event_details and mb_event_record).
   subroutine event_points(what, n, channels_, r_, st, x12, sc, hel, p, rc)
@@ -343,11 +365,8 @@ function mb_info_sizes(n_dims_, n_external_, n_incoming_, n_channels_, n_subproc
   type(c_ptr), value :: n_dims_, n_external_, n_incoming_, n_channels_, n_subprocesses_, sde_strategy_
   integer(c_int), pointer :: ip
 
-  if (.not. initialised) then
-    call set_error('mb_info_sizes: mb_init was not called (or failed)')
-    rc = MB_ERR_INIT
-    return
-  end if
+  call check_ready('mb_info_sizes', rc)
+  if (rc /= MB_OK) return
   if (.not. (c_associated(n_dims_) .and. c_associated(n_external_) .and. c_associated(n_incoming_) .and. &
              c_associated(n_channels_) .and. c_associated(n_subprocesses_) .and. c_associated(sde_strategy_))) then
     call set_error('mb_info_sizes: null pointer argument')
@@ -373,11 +392,8 @@ function mb_info_particles(pdg_, masses_, ebeam_, lpp_) result(rc) bind(C, name=
   integer(c_int), pointer :: pdg(:), lpp(:)
   real(c_double), pointer :: masses(:), ebeam(:)
 
-  if (.not. initialised) then
-    call set_error('mb_info_particles: mb_init was not called (or failed)')
-    rc = MB_ERR_INIT
-    return
-  end if
+  call check_ready('mb_info_particles', rc)
+  if (rc /= MB_OK) return
   if (.not. (c_associated(pdg_) .and. c_associated(masses_) .and. c_associated(ebeam_) .and. &
              c_associated(lpp_))) then
     call set_error('mb_info_particles: null pointer argument')
@@ -404,11 +420,8 @@ function mb_info_channels(channel_diagram_, channel_group_) result(rc) bind(C, n
   type(c_ptr), value :: channel_diagram_, channel_group_
   integer(c_int), pointer :: diag(:), grp(:)
 
-  if (.not. initialised) then
-    call set_error('mb_info_channels: mb_init was not called (or failed)')
-    rc = MB_ERR_INIT
-    return
-  end if
+  call check_ready('mb_info_channels', rc)
+  if (rc /= MB_OK) return
   if (.not. (c_associated(channel_diagram_) .and. c_associated(channel_group_))) then
     call set_error('mb_info_channels: null pointer argument')
     rc = MB_ERR_INPUT
@@ -431,24 +444,10 @@ function mb_evaluate(n, channels_, r_, momenta_, weight_, alpha_, status_) resul
   type(c_ptr), value :: channels_, r_, momenta_, weight_, alpha_, status_
   integer(c_int), pointer :: channels(:), status(:)
   real(c_double), pointer :: r(:, :), momenta(:, :, :), weight(:), alpha(:, :)
-  integer :: k, j
-  character(len=128) :: buf
+  integer :: k
 
-  if (.not. initialised) then
-    call set_error('mb_evaluate: mb_init was not called (or failed)')
-    rc = MB_ERR_INIT
-    return
-  end if
-  if (n < 0) then
-    write (buf, '(i0)') n
-    call set_error('mb_evaluate: n must be >= 0, got ' // trim(buf))
-    rc = MB_ERR_INPUT
-    return
-  end if
-  if (n == 0) then
-    rc = MB_OK
-    return
-  end if
+  call check_ready('mb_evaluate', rc, n)
+  if (rc /= MB_OK .or. n == 0) return
   if (.not. (c_associated(channels_) .and. c_associated(r_) .and. c_associated(momenta_) .and. &
              c_associated(weight_) .and. c_associated(alpha_) .and. c_associated(status_))) then
     call set_error('mb_evaluate: null pointer argument')
@@ -462,42 +461,31 @@ function mb_evaluate(n, channels_, r_, momenta_, weight_, alpha_, status_) resul
   call c_f_pointer(alpha_, alpha, (/ N_CHANNELS, n /))
   call c_f_pointer(status_, status, (/ n /))
 
-  ! validate the whole call before computing anything
-  do k = 1, n
-    if (channels(k) < 0 .or. channels(k) >= N_CHANNELS) then
-      if (test_hooks .and. channels(k) < 0 .and. channels(k) >= -4) then
-        select case (channels(k))
-        case (-1)
-          stop 'madnis reference library: test hook STOP'
-        case (-2)
-          call abort()
-        case (-3)
-          call set_error('STOP intercepted (test hook): madnis reference library')
-          rc = MB_ERR_STOP
-          return
-        case (-4)
-          call sleep(60)
-          call set_error('test hook: slept 60 s')
-          rc = MB_ERR_INTERNAL
-          return
-        end select
-      end if
-      write (buf, '(a,i0,a,i0,a,i0,a)') 'mb_evaluate: channel ', channels(k), ' at point ', k - 1, &
-        ' out of range [0, ', N_CHANNELS, ')'
-      call set_error(trim(buf))
-      rc = MB_ERR_CHANNEL
-      return
-    end if
-    do j = 1, N_DIMS
-      if (.not. (r(j, k) >= 0d0 .and. r(j, k) <= 1d0)) then
-        write (buf, '(a,i0,a,i0,a,es23.16e3,a)') 'mb_evaluate: r[', k - 1, '][', j - 1, '] =', r(j, k), &
-          ' outside [0, 1]'
-        call set_error(trim(buf))
-        rc = MB_ERR_INPUT
+  ! test hooks (channels -1..-4, only with test_hooks): they fire where the validation would meet them first
+  if (test_hooks) then
+    do k = 1, n
+      select case (channels(k))
+      case (-1)
+        stop 'madnis reference library: test hook STOP'
+      case (-2)
+        call abort()
+      case (-3)
+        call set_error('STOP intercepted (test hook): madnis reference library')
+        rc = MB_ERR_STOP
         return
-      end if
+      case (-4)
+        call sleep(60)
+        call set_error('test hook: slept 60 s')
+        rc = MB_ERR_INTERNAL
+        return
+      end select
+      if (channels(k) < 0 .or. channels(k) >= N_CHANNELS .or. &
+          any(.not. (r(:, k) >= 0d0 .and. r(:, k) <= 1d0))) exit
     end do
-  end do
+  end if
+  ! validate the whole call before computing anything
+  call check_points('mb_evaluate', n, channels, r, rc)
+  if (rc /= MB_OK) return
 
   do k = 1, n
     call evaluate_point(channels(k), r(:, k), momenta(:, :, k), weight(k), alpha(:, k), status(k))
@@ -542,21 +530,9 @@ function mb_event_details(n, channels_, r_, iproc_, mirror_, x1x2_, scale_, alph
   integer(c_int), allocatable :: st(:), hel(:, :)
   integer(c_int), parameter :: PDG_REF(N_EXTERNAL) = (/ -11, 11, -13, 13 /)
   integer :: k
-  character(len=64) :: buf
 
-  if (.not. initialised) then
-    call set_error('mb_event_details: mb_init was not called (or failed)')
-    rc = MB_ERR_INIT
-    return
-  end if
-  if (n < 0) then
-    write (buf, '(i0)') n
-    call set_error('mb_event_details: n must be >= 0, got ' // trim(buf))
-    rc = MB_ERR_INPUT
-    return
-  end if
-  rc = MB_OK
-  if (n == 0) return
+  call check_ready('mb_event_details', rc, n)
+  if (rc /= MB_OK .or. n == 0) return
   call event_points('mb_event_details', n, channels_, r_, st, x12, sc, hel, p, rc)
   if (rc /= MB_OK) return
   if (c_associated(status_)) then
@@ -605,11 +581,8 @@ function mb_event_record_size(max_lines_) result(rc) bind(C, name="mb_event_reco
   integer(c_int) :: rc
   type(c_ptr), value :: max_lines_
   integer(c_int), pointer :: ip
-  if (.not. initialised) then
-    call set_error('mb_event_record_size: mb_init was not called (or failed)')
-    rc = MB_ERR_INIT
-    return
-  end if
+  call check_ready('mb_event_record_size', rc)
+  if (rc /= MB_OK) return
   if (.not. c_associated(max_lines_)) then
     call set_error('mb_event_record_size: null pointer argument')
     rc = MB_ERR_INPUT
@@ -637,11 +610,8 @@ function mb_event_record(n, channels_, r_, max_lines, n_lines_, idup_, istup_, m
   integer :: k, i
   character(len=64) :: buf
 
-  if (.not. initialised) then
-    call set_error('mb_event_record: mb_init was not called (or failed)')
-    rc = MB_ERR_INIT
-    return
-  end if
+  call check_ready('mb_event_record', rc)
+  if (rc /= MB_OK) return
   if (n < 0 .or. max_lines < N_EXTERNAL) then
     write (buf, '(a,i0,a,i0)') 'n = ', n, ', max_lines = ', max_lines
     call set_error('mb_event_record: need n >= 0 and max_lines >= mb_event_record_size, got ' // trim(buf))
