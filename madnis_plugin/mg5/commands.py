@@ -103,8 +103,37 @@ def channels_table(me_dir: str | Path, run: str | None = None) -> str:
             lines.append(f"  {c:4d} {name:24s} {s.channel_integrals[c]:12.5g} {s.channel_errors[c]:10.3g} "
                          f"{100 * s.channel_integrals[c] / total:7.2f}%{extra}  {state}")
     else:
-        lines.append("no MadNIS run yet (launch with madnis = True, or madnis_train)")
+        lines.extend(_trained_only_lines(me_dir, run))
     return "\n".join(lines)
+
+
+def _trained_only_lines(me_dir: Path, run: str | None) -> list[str]:
+    """Channel table of a model trained without a refine phase (``madnis_train``): the running means of I_i
+    from training, read from the newest checkpoint (of ``run`` if given)."""
+    import math  # noqa: PLC0415
+
+    import torch  # noqa: PLC0415
+
+    try:
+        ckpt = find_checkpoint(me_dir, run)
+    except FileNotFoundError:
+        return ["no MadNIS run yet (launch with madnis = True, or madnis_train)"]
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    names = state["integrand"]["channel_names"]
+    active = state["model"]["active"].tolist()
+    integrals = torch.nanmean(state["stats"]["mean"], dim=0).tolist()
+    known = [x for x, a in zip(integrals, active) if a and math.isfinite(x)]
+    total = sum(known) or 1.0
+    lines = [f"MadNIS model {ckpt.parent.name}: trained {state['counters']['step']} steps, "
+             f"{sum(active)}/{len(active)} channels active; no refine phase yet (madnis_generate --from="
+             f"{ckpt.parent.name} samples from it). Running means from training:",
+             f"  {'#':>4s} {'channel':24s} {'sigma (train)':>14s} {'share':>8s}  state"]
+    for c, name in enumerate(names):
+        val = integrals[c]
+        shown = f"{val:14.5g}" if math.isfinite(val) else f"{'-':>14s}"
+        share = f"{100 * val / total:7.2f}%" if math.isfinite(val) else f"{'-':>8s}"
+        lines.append(f"  {c:4d} {name:24s} {shown} {share}  {'active' if active[c] else 'dropped'}")
+    return lines
 
 
 def replot(me_dir: str | Path, run: str | None = None) -> list[str]:

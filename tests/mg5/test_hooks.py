@@ -250,3 +250,24 @@ def test_channels_table_and_replot(fake_mg5, proc_dir):
     paths = replot(proc_dir)
     assert any(p.endswith("madnis_loss.png") for p in paths)
     assert (Path(proc_dir) / "HTML" / "run_01" / "madnis_loss.png").is_file()
+
+
+def test_channels_table_of_a_trained_only_model(fake_mg5, proc_dir):
+    """``madnis_train`` leaves a checkpoint and no refine summary: the table shows the training's running σ_i."""
+    import shutil
+
+    from madnis_plugin.mg5.commands import channels_table
+    from madnis_plugin.mg5.launch import CHECKPOINT_NAME
+
+    mod, _, _ = fake_mg5
+    assert "no MadNIS run yet" in channels_table(proc_dir)
+    write_card(proc_dir, FAST)
+    mod.MadEventCmd().do_survey("run_01")
+    trained = Path(proc_dir) / "Events" / "run_02"
+    trained.mkdir()
+    shutil.copy(Path(proc_dir) / "Events" / "run_01" / CHECKPOINT_NAME, trained / CHECKPOINT_NAME)
+    text = channels_table(proc_dir, "run_02")
+    assert "MadNIS model run_02: trained" in text and "no refine phase yet" in text
+    rows = [ln.split() for ln in text.splitlines() if ln.strip().endswith(("active", "dropped")) and ln[:6].strip().isdigit()]
+    shares = [float(r[3].rstrip("%")) for r in rows if r[-1] == "active"]
+    assert len(rows) >= 2 and sum(shares) == pytest.approx(100.0, abs=0.05)
