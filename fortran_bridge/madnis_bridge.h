@@ -80,6 +80,18 @@ int mb_event_details(int n, const int *channels, const double *r, int *iproc, in
                      double *scale, double *alphas, int *pdg, int *icolup, int *helicity, double *momenta_lab,
                      int *status);
 
+/* Optional (ABI 2 extension, the MG5 shim only; look the symbol up before use): MadEvent's systematics
+ * information for n points, the <mgrwt> block unwgt.f writes when the run card has use_syst = True. Consistent with
+ * mb_event_details (same choices). Where status != 0 every other output of the point is zero.
+ *   n_qcd[n]        power of alpha_s in the matrix element (<rscale>, MadEvent n_qcd - n_alpsem).
+ *   ren_scale[n]    renormalisation scale the matrix element used, GeV (<rscale>).
+ *   pdf_pdg[n][2]   per beam (0 = beam 1, +z): PDG id of the parton whose PDF weights the event; 0 = no PDF.
+ *   pdf_x[n][2], pdf_q[n][2]   its momentum fraction and factorisation scale (GeV) (<pdfrwt>).
+ *   totfact[n]      MadEvent's s_rwfact (<totfact>).
+ * Returns MB_ERR_INPUT when the process was built with use_syst = False (no information to give). */
+int mb_syst_details(int n, const int *channels, const double *r, int *n_qcd, double *ren_scale, int *pdf_pdg,
+                    double *pdf_x, double *pdf_q, double *totfact, int *status);
+
 /* The most lines an event record can have (external particles + intermediate resonances). */
 int mb_event_record_size(int *max_lines);
 

@@ -59,7 +59,8 @@ extern void mb_f_point(const double *r, double *usel, int *isum, double *p, doub
 extern void mb_f_hel(int *mode, int *ready);
 extern void mb_f_event(const double *r, double *usel, int *isum, double *usum, int *istat, int *jproc, int *jmir,
                        double *xb, double *scale, double *alphas, int *pdg, int *icol, int *hel, double *plab,
-                       int *nl, int *ridup, int *ristup, int *rmoth, int *rcol, double *rpup, int *rspin);
+                       int *nl, int *ridup, int *ristup, int *rmoth, int *rcol, double *rpup, int *rspin, int *snq,
+                       double *sscl, int *spdg, double *sx, double *sq, double *sfac);
 extern void mb_f_flush(void);
 extern void mb_f_test_stop(void);
 
@@ -566,6 +567,10 @@ typedef struct {
     double *x1x2, *scale, *alphas, *momenta_lab;
     int max_lines, *n_lines, *idup, *istup, *mothup, *rcol, *spinup;
     double *pup;
+    /* systematics (mb_syst_details) */
+    int *n_qcd, *pdf_pdg;
+    double *ren_scale, *pdf_x, *pdf_q, *totfact;
+    int syst_missing; /* set when a valid point came back without use_syst information */
 } batch_out;
 
 static int max_record_lines(void) { return S.next >= 2 ? 2 * S.next - 3 : S.next; }
@@ -576,8 +581,10 @@ static void event_point(int ch, const double *rk, batch_out *o, int k) {
     double u = point_hash(ch, rk, S.ndim), usum = point_hash2(ch, rk, S.ndim), xb[2] = {0, 0}, sc = 0, as = 0;
     int pdg[64], icol[128], hel[64], ridup[128], ristup[128], rmoth[256], rcol[256], rspin[128];
     double plab[256], rpup[640];
+    int snq = -1, spdg[2] = {0, 0};
+    double sscl = 0, sx[2] = {0, 0}, sq[2] = {0, 0}, sfac = 0;
     mb_f_event(rk, &u, &isum, &usum, &st, &jproc, &jmir, xb, &sc, &as, pdg, icol, hel, plab, &nl, ridup, ristup,
-               rmoth, rcol, rpup, rspin);
+               rmoth, rcol, rpup, rspin, &snq, &sscl, spdg, sx, sq, &sfac);
     int ok = st == MB_POINT_OK && nl > 0 && isfinite(sc) && isfinite(xb[0]) && isfinite(xb[1]);
     for (int i = 0; ok && i < 4 * ne; i++)
         if (!isfinite(plab[i])) ok = 0;
@@ -597,6 +604,16 @@ static void event_point(int ch, const double *rk, batch_out *o, int k) {
         if (o->helicity) o->helicity[b] = valid ? hel[i] : 0;
         if (o->momenta_lab)
             for (int j = 0; j < 4; j++) o->momenta_lab[4 * b + (size_t)j] = valid ? plab[4 * i + j] : 0.0;
+    }
+    if (valid && snq < 0) o->syst_missing = 1;
+    int sv = valid && snq >= 0;
+    if (o->n_qcd) o->n_qcd[k] = sv ? snq : 0;
+    if (o->ren_scale) o->ren_scale[k] = sv ? sscl : 0.0;
+    if (o->totfact) o->totfact[k] = sv ? sfac : 0.0;
+    for (int b = 0; b < 2; b++) {
+        if (o->pdf_pdg) o->pdf_pdg[2 * k + b] = sv ? spdg[b] : 0;
+        if (o->pdf_x) o->pdf_x[2 * k + b] = sv ? sx[b] : 0.0;
+        if (o->pdf_q) o->pdf_q[2 * k + b] = sv ? sq[b] : 0.0;
     }
     if (o->n_lines) o->n_lines[k] = valid ? nl : 0;
     for (int i = 0; i < o->max_lines; i++) {
@@ -736,6 +753,19 @@ int mb_event_details(int n, const int *channels, const double *r, int *iproc, in
                    .alphas = alphas, .pdg = pdg, .icolup = icolup, .helicity = helicity,
                    .momenta_lab = momenta_lab, .max_lines = 0};
     return run_points("mb_event_details", 1, n, channels, r, &o);
+}
+
+int mb_syst_details(int n, const int *channels, const double *r, int *n_qcd, double *ren_scale, int *pdf_pdg,
+                    double *pdf_x, double *pdf_q, double *totfact, int *status) {
+    batch_out o = {.status = status, .n_qcd = n_qcd, .ren_scale = ren_scale, .pdf_pdg = pdf_pdg, .pdf_x = pdf_x,
+                   .pdf_q = pdf_q, .totfact = totfact, .max_lines = 0};
+    int rc = run_points("mb_syst_details", 1, n, channels, r, &o);
+    if (rc == MB_OK && o.syst_missing) {
+        set_err("mb_syst_details: no systematics information: use_syst is off in this process's run card "
+                "(Cards/run_card.dat, compiled into Source/run_card.inc)");
+        return MB_ERR_INPUT;
+    }
+    return rc;
 }
 
 int mb_event_record_size(int *max_lines) {

@@ -790,7 +790,8 @@ c     [0, 1) after rounding to single precision.
 
       subroutine mb_f_event(r, usel, isum, usum, istat, jproc, jmir,
      &     xb, scal, alps, pdg, icol, hel, plab, nlin, ridup, ristup,
-     &     rmoth, rcol, rpup, rspin) bind(C, name='mb_f_event')
+     &     rmoth, rcol, rpup, rspin, snq, sscl, spdg, sx, sq, sfac)
+     &     bind(C, name='mb_f_event')
 c     One point of the frozen channel: the event MadEvent would write.
 c       r, usel, isum: as mb_f_point (same point, same choice);
 c       usum in [0,1): sum mode only, picks (IPROC, IMIRROR) with
@@ -802,7 +803,12 @@ c       unwgt.f's write_leshouche), and per external particle in beam
 c       order (1 = parton of beam 1, +z) and process order for the
 c       final state: pdg, icol(2,.), hel, plab(0:3,.) (lab frame);
 c       nlin lines of the LHE record (addmothers.f): ridup, ristup,
-c       rmoth(2,.), rcol(2,.), rpup(0:4,.) = (E,px,py,pz,m), rspin.
+c       rmoth(2,.), rcol(2,.), rpup(0:4,.) = (E,px,py,pz,m), rspin;
+c       systematics (unwgt.f's <mgrwt> block, only with use_syst,
+c       else snq = -1): snq = n_qcd - n_alpsem, sscl = s_scale, per
+c       LHE beam b (1 = +z; flipped like write_leshouche) spdg(b) =
+c       parton id of the PDF weight (0 = none), sx(b), sq(b) = its x
+c       and factorisation scale, sfac = s_rwfact (<totfact>).
       use iso_c_binding
       implicit none
       include 'genps.inc'
@@ -825,6 +831,8 @@ c       rmoth(2,.), rcol(2,.), rpup(0:4,.) = (E,px,py,pz,m), rspin.
       integer(c_int) pdg(nexternal), icol(2,nexternal), hel(nexternal)
       integer(c_int) ridup(mxl), ristup(mxl), rmoth(2,mxl)
       integer(c_int) rcol(2,mxl), rspin(mxl)
+      integer(c_int) snq, spdg(2)
+      real(c_double) sscl, sx(2), sq(2), sfac
       integer idup(nexternal,maxproc,maxsproc)
       integer mothup(2,nexternal)
       integer icolup(2,nexternal,maxflow,maxsproc)
@@ -865,6 +873,14 @@ c       rmoth(2,.), rcol(2,.), rpup(0:4,.) = (E,px,py,pz,m), rspin.
       istat = 0
       jproc = 0
       jmir = 0
+      snq = -1
+      sscl = 0d0
+      sfac = 0d0
+      do j = 1, 2
+         spdg(j) = 0
+         sx(j) = 0d0
+         sq(j) = 0d0
+      enddo
       xb(1) = 0d0
       xb(2) = 0d0
       scal = 0d0
@@ -1065,4 +1081,22 @@ c     outputs
       enddo
       xb(1) = xbs(1)
       xb(2) = xbs(2)
+
+c     systematics information as write_leshouche's <mgrwt> block: the
+c     commons REWGT filled for the chosen matrix element (one PDF
+c     weight per beam: no CKKW clustering history)
+      if (use_syst) then
+         snq = n_qcd - n_alpsem
+         sscl = s_scale
+         sfac = s_rwfact
+         do j = 1, 2
+            k = j
+            if (flip) k = 3 - j
+            if (n_pdfrw(j).gt.0 .and. abs(lpp(j)).ne.2) then
+               spdg(k) = i_pdgpdf(n_pdfrw(j),j)
+               sx(k) = s_xpdf(n_pdfrw(j),j)
+               sq(k) = s_qpdf(n_pdfrw(j),j)
+            endif
+         enddo
+      endif
       end

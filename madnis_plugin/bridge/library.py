@@ -119,7 +119,23 @@ class RawEventRecord:
     spinup: np.ndarray
 
 
+@dataclass(frozen=True)
+class RawSystDetails:
+    """Outputs of the optional ``mb_syst_details`` for n points (MadEvent's ``<mgrwt>`` information):
+    status [n]; n_qcd [n] (power of αs); ren_scale [n] (GeV); per beam (0 = beam 1, +z) pdf_pdg [n, 2] (0 = no
+    PDF), pdf_x [n, 2], pdf_q [n, 2] (factorisation scale, GeV); totfact [n] (MadEvent's s_rwfact)."""
+
+    status: np.ndarray
+    n_qcd: np.ndarray
+    ren_scale: np.ndarray
+    pdf_pdg: np.ndarray
+    pdf_x: np.ndarray
+    pdf_q: np.ndarray
+    totfact: np.ndarray
+
+
 RAW_DETAILS_FIELDS = tuple(RawEventDetails.__dataclass_fields__)
+RAW_SYST_FIELDS = tuple(RawSystDetails.__dataclass_fields__)
 RAW_RECORD_FIELDS = tuple(RawEventRecord.__dataclass_fields__)
 
 
@@ -229,6 +245,36 @@ class Library:
                 self._iptr(out.status),
             )
             self._check(rc, "mb_event_details")
+        return out
+
+    @property
+    def has_syst_details(self) -> bool:
+        """Whether the library exports the optional ``mb_syst_details`` (the MG5 shim does, the reference not)."""
+        try:
+            getattr(self._lib, "mb_syst_details")
+        except (AttributeError, NotImplementedError):
+            return False
+        return True
+
+    def syst_details(self, channels, r) -> RawSystDetails:
+        """``mb_syst_details`` on numpy arrays (same input rules as :meth:`evaluate`); :class:`InvalidInput` when the
+        library lacks it or its process was built with ``use_syst = False``."""
+        info = self.info()
+        channels, r = check_inputs(channels, r, info.n_dims)
+        if not self.has_syst_details:
+            raise InvalidInput(f"mb_syst_details: {self.path.name} has no systematics information (not an MG5 process)")
+        n = channels.shape[0]
+        out = RawSystDetails(
+            status=np.zeros(n, np.int32), n_qcd=np.zeros(n, np.int32), ren_scale=np.zeros(n),
+            pdf_pdg=np.zeros((n, 2), np.int32), pdf_x=np.zeros((n, 2)), pdf_q=np.zeros((n, 2)), totfact=np.zeros(n),
+        )
+        if n:
+            rc = self._lib.mb_syst_details(
+                n, self._iptr(channels), self._dptr(r), self._iptr(out.n_qcd), self._dptr(out.ren_scale),
+                self._iptr(out.pdf_pdg), self._dptr(out.pdf_x), self._dptr(out.pdf_q), self._dptr(out.totfact),
+                self._iptr(out.status),
+            )
+            self._check(rc, "mb_syst_details")
         return out
 
     def event_record(self, channels, r) -> RawEventRecord:

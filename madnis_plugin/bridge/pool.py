@@ -63,10 +63,12 @@ from .errors import (
 from .library import (
     RAW_DETAILS_FIELDS,
     RAW_RECORD_FIELDS,
+    RAW_SYST_FIELDS,
     LibraryInfo,
     RawEvaluation,
     RawEventDetails,
     RawEventRecord,
+    RawSystDetails,
     check_inputs,
 )
 
@@ -123,6 +125,9 @@ def _worker_main(fd: int) -> None:
             elif kind == "record":
                 out = load(msg[1]).event_record(msg[2], msg[3])
                 conn.send(("ok", *(getattr(out, f) for f in RAW_RECORD_FIELDS)))
+            elif kind == "syst":
+                out = load(msg[1]).syst_details(msg[2], msg[3])
+                conn.send(("ok", *(getattr(out, f) for f in RAW_SYST_FIELDS)))
             else:
                 conn.send(("err", "InternalError", f"unknown request {kind!r}"))
         except BridgeError as exc:
@@ -303,6 +308,11 @@ class WorkerPool:
         """``mb_event_record`` for several (lib_index, channels, r) requests, routed like :meth:`evaluate_many`."""
         return [RawEventRecord(*arrays) for arrays in self._points_many("record", requests)]
 
+    def syst_details_many(self, requests) -> list[RawSystDetails]:
+        """``mb_syst_details`` (MadEvent's ``<mgrwt>`` information) for several (lib_index, channels, r) requests,
+        routed like :meth:`evaluate_many`."""
+        return [RawSystDetails(*arrays) for arrays in self._points_many("syst", requests)]
+
     @staticmethod
     def _empty(kind: str, n: int, info: LibraryInfo) -> list[np.ndarray]:
         ne, nc = info.n_external, info.n_channels
@@ -312,6 +322,10 @@ class WorkerPool:
             i = np.int32
             return [np.zeros(n, i), np.zeros(n, i), np.zeros(n, i), np.zeros((n, 2)), np.zeros(n), np.zeros(n),
                     np.zeros((n, ne), i), np.zeros((n, ne, 2), i), np.zeros((n, ne), i), np.zeros((n, ne, 4))]
+        if kind == "syst":
+            i = np.int32
+            return [np.zeros(n, i), np.zeros(n, i), np.zeros(n), np.zeros((n, 2), i), np.zeros((n, 2)),
+                    np.zeros((n, 2)), np.zeros(n)]
         nl = max(info.max_record_lines, 1)
         i = np.int32
         return [np.zeros(n, i), np.zeros((n, nl), i), np.zeros((n, nl), i), np.zeros((n, nl, 2), i),

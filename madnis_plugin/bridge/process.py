@@ -139,6 +139,20 @@ class EventRecord:
 
 
 @dataclass(frozen=True)
+class SystDetails:
+    """MadEvent's ``<mgrwt>`` information for n points (numpy; see madnis_bridge.h, ``mb_syst_details``):
+    n_qcd int [n] (power of αs); ren_scale float64 [n] (GeV); per beam (0 = beam 1, +z) pdf_pdg int [n, 2]
+    (0 = no PDF weight), pdf_x, pdf_q float64 [n, 2] (x, factorisation scale in GeV); totfact float64 [n]."""
+
+    n_qcd: np.ndarray
+    ren_scale: np.ndarray
+    pdf_pdg: np.ndarray
+    pdf_x: np.ndarray
+    pdf_q: np.ndarray
+    totfact: np.ndarray
+
+
+@dataclass(frozen=True)
 class EventDetails:
     """Result of :meth:`Process.event_details` for n points (numpy; see madnis_bridge.h, ``mb_event_details``).
 
@@ -164,6 +178,7 @@ class EventDetails:
     momenta_lab: np.ndarray
     channels: np.ndarray
     record: EventRecord | None = None
+    syst: SystDetails | None = None
 
     @property
     def valid(self) -> np.ndarray:
@@ -301,10 +316,17 @@ class Process:
             status[idx] = out.status
         return Evaluation(weight, momenta, alpha, status, ch.astype(np.int64))
 
-    def event_details(self, channels, r, *, record: bool = True) -> EventDetails:
+    @property
+    def has_syst_details(self) -> bool:
+        """Whether :meth:`event_details` can add MadEvent's ``<mgrwt>`` information (``syst=True``): MG5 libraries
+        (the shim exports ``mb_syst_details``), not the reference process."""
+        return self.info.kind in ("mg5-pdir", "mg5-output")
+
+    def event_details(self, channels, r, *, record: bool = True, syst: bool = False) -> EventDetails:
         """Per-event details at (``channels``, ``r``), the same points as :meth:`evaluate` takes: the flavours, beam
         mirror, colour flow and helicities chosen for each point, x1/x2, the scale and αs the matrix element used,
-        lab-frame momenta, and (``record=True``) the full LHE record with intermediate resonances. Deterministic in
+        lab-frame momenta, (``record=True``) the full LHE record with intermediate resonances and (``syst=True``,
+        MG5 processes built with ``use_syst = True`` only) MadEvent's systematics information. Deterministic in
         (channel, r) and consistent with :meth:`evaluate` (same subprocess choice, same phase-space point). Runs in
         the same workers (an MG5 library's points go to the workers frozen to their channel)."""
         ch, _rr, index_sets, requests = self._split(channels, r)
@@ -339,8 +361,16 @@ class Process:
                 rec.n_lines[idx] = o.n_lines
                 rec.idup[idx, :L], rec.istup[idx, :L], rec.spinup[idx, :L] = o.idup, o.istup, o.spinup
                 rec.mothup[idx, :L], rec.icolup[idx, :L], rec.pup[idx, :L] = o.mothup, o.icolup, o.pup
+        sy = None
+        if syst:
+            outs = self.pool.syst_details_many(requests) if requests else []
+            sy = SystDetails(np.zeros(n, i32), np.zeros(n), np.zeros((n, 2), i32), np.zeros((n, 2)),
+                             np.zeros((n, 2)), np.zeros(n))
+            for (_k, idx), o in zip(index_sets, outs):
+                sy.n_qcd[idx], sy.ren_scale[idx], sy.totfact[idx] = o.n_qcd, o.ren_scale, o.totfact
+                sy.pdf_pdg[idx], sy.pdf_x[idx], sy.pdf_q[idx] = o.pdf_pdg, o.pdf_x, o.pdf_q
         return EventDetails(status, subproc, iproc, mirror, x1x2, scale, alphas, pdg, icolup, helicity, mom,
-                            ch.astype(np.int64), rec)
+                            ch.astype(np.int64), rec, sy)
 
     __call__ = evaluate
 

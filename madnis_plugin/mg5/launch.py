@@ -33,6 +33,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import lhe as lhe_mod
+from ..bridge.errors import InvalidInput
 from .cards import MadnisCardOptions, RunCardError
 from .results import (
     ChannelMap,
@@ -64,6 +65,7 @@ class LaunchSettings:
     aqcd: float = -1.0
     load_checkpoint: Path | None = None  # resume / reuse from here
     train: bool = True  # False: use the loaded model as is (madnis_generate)
+    use_syst: bool = False  # run card use_syst: events carry MadEvent's <mgrwt> block (MG5's systematics reads it)
 
     @property
     def run_dir(self) -> Path:
@@ -177,6 +179,7 @@ class MadnisRun:
         self.resumed_from = ""
         self.auto_stop: AutoStop | None = None
         self.vegas_from_madevent = 0
+        self.syst_ok: bool | None = None  # <mgrwt> written (True), unavailable (False), not asked (None)
         self.faked: list[str] = []
 
     # ------------------------------------------------------------------------------------------ process
@@ -406,8 +409,18 @@ class MadnisRun:
         fn = getattr(self.process, "event_details", None)
         if fn is not None:
             # the bridge (ABI 2): flavour, mirror, colour, helicities, x1/x2, SCALUP, AQCDUP, lab momenta and the
-            # record with resonances, for exactly these (channel, r) points
-            given = lhe_mod.details_from_process(fn(channels, r), sub.n_external, aqed=self.s.aqed)
+            # record with resonances, for exactly these (channel, r) points; with use_syst also MadEvent's <mgrwt>
+            raw = None
+            if self.s.use_syst and getattr(self.process, "has_syst_details", False) and self.syst_ok is not False:
+                try:
+                    raw = fn(channels, r, syst=True)
+                    self.syst_ok = True
+                except InvalidInput as exc:  # e.g. use_syst off in the compiled run_card.inc
+                    logger.warning("MadNIS: no <mgrwt> information from the bridge (%s)", exc)
+                    self.syst_ok = False
+            if raw is None:
+                raw = fn(channels, r)
+            given = lhe_mod.details_from_process(raw, sub.n_external, aqed=self.s.aqed)
         return lhe_mod.fallback_details(momenta, sub, aqed=self.s.aqed, aqcd=self.s.aqcd, given=given)
 
     def write(self) -> RunSummary:
@@ -729,14 +742,11 @@ def run_madnis_survey(cmd, line: str, opts: MadnisCardOptions, mod=None, *, proc
         use_syst = bool(cmd.run_card["use_syst"])
     except (KeyError, TypeError):
         use_syst = False
-    if use_syst:
-        logger.warning("MadNIS: systematics need MadEvent's per-event <mgrwt> block (PDF and alpha_s reweighting "
-                       "information), which MadNIS events do not carry; use_syst is switched off for this run")
-        cmd.run_card["use_syst"] = False
     aqed, aqcd = read_couplings(Path(cmd.me_dir))
     settings = LaunchSettings(
         me_dir=Path(cmd.me_dir), run_name=cmd.run_name, nevents=int(cmd.run_card["nevents"]), options=opts,
         n_workers=_n_workers(cmd, opts), aqed=aqed, aqcd=aqcd, load_checkpoint=ckpt_in, train=train,
+        use_syst=use_syst,
     )
 
     def status(text: str) -> None:
@@ -755,6 +765,12 @@ def run_madnis_survey(cmd, line: str, opts: MadnisCardOptions, mod=None, *, proc
                            "    %s = madnis_checkpoint", settings.checkpoint_path, rel)
         raise
     summary = run.summary
+    if use_syst and not run.syst_ok:
+        # MG5's systematics step would stop on events without <mgrwt> (a process without the bridge's
+        # mb_syst_details, or use_syst off when the bridge was compiled)
+        logger.warning("MadNIS: the events carry no <mgrwt> block (systematics information); use_syst is switched "
+                       "off for this run")
+        cmd.run_card["use_syst"] = False
     cmd._madnis_done_run = cmd.run_name
     cross, error = cmd.make_make_all_html_results()
     cmd.results.add_detail("cross", cross)

@@ -189,7 +189,9 @@ class EventDetails:
     momenta_lab float [n, n_ext, 4] (overrides the boost). ``record``: the full LHE record (an object with
     n_lines, idup, istup, mothup, icolup, pup, spinup as the bridge's ``EventRecord``); when given,
     :func:`format_events` writes its lines (with intermediate resonances) instead of the external particles.
-    ``faked`` lists the fields a fallback filled in.
+    ``syst``: MadEvent's systematics information (an object with n_qcd, ren_scale, pdf_pdg, pdf_x, pdf_q, totfact
+    as the bridge's ``SystDetails``); when given, every event gets MadEvent's ``<mgrwt>`` block (what MG5's
+    ``systematics`` reads). ``faked`` lists the fields a fallback filled in.
     """
 
     pdg: np.ndarray | None = None
@@ -201,6 +203,7 @@ class EventDetails:
     aqcd: np.ndarray | None = None
     momenta_lab: np.ndarray | None = None
     record: object | None = None
+    syst: object | None = None
     faked: list[str] = field(default_factory=list)
 
 
@@ -224,7 +227,7 @@ def details_from_process(d, n_external: int, *, aqed: float = -1.0) -> EventDeta
         helicity=np.asarray(d.helicity)[:, :ne].astype(np.int64), x1x2=np.asarray(d.x1x2, np.float64),
         scale=np.asarray(d.scale, np.float64), aqed=np.full(n, float(aqed)),
         aqcd=np.asarray(d.alphas, np.float64), momenta_lab=np.asarray(d.momenta_lab, np.float64)[:, :ne],
-        record=getattr(d, "record", None),
+        record=getattr(d, "record", None), syst=getattr(d, "syst", None),
     )
 
 
@@ -316,6 +319,7 @@ def format_events(momenta: np.ndarray, weights: np.ndarray, sub: SubprocessEvent
             spin = int(details.helicity[k, i])
             out.write(f" {int(details.pdg[k, i]):8d} {status:2d} {m1:4d} {m2:4d} {col:4d} {acol:4d} "
                       f"{px:+.10e} {py:+.10e} {pz:+.10e} {e:.10e} {mass:.10e} 0.0000e+00 {float(spin):.4e}\n")
+        out.write(mgrwt_block(details.syst, k))
         out.write("</event>\n")
     return out.getvalue()
 
@@ -333,7 +337,42 @@ def _format_record_event(out, k: int, rec, idprup: int, weight: float, details: 
         out.write(f" {int(rec.idup[k, i]):8d} {int(rec.istup[k, i]):2d} {m1:4d} {m2:4d} {col:4d} {acol:4d} "
                   f"{px:+.10e} {py:+.10e} {pz:+.10e} {e:.10e} {mass:.10e} 0.0000e+00 "
                   f"{float(rec.spinup[k, i]):.4e}\n")
+    out.write(mgrwt_block(details.syst, k))
     out.write("</event>\n")
+
+
+def fortran_e(x: float, digits: int = 8, width: int = 15) -> str:
+    """``x`` as Fortran's ``E<width>.<digits>`` edit descriptor writes it (``0.89036163E+02``), right-justified."""
+    x = float(x)
+    if x == 0.0 or not math.isfinite(x):
+        body = f"0.{'0' * digits}E+00" if x == 0.0 else str(x)
+        return body.rjust(width)
+    e = math.floor(math.log10(abs(x))) + 1
+    m = round(abs(x) / 10.0**e, digits)
+    if m >= 1.0:  # rounding carried into the next decade
+        m, e = m / 10.0, e + 1
+    elif m < 0.1:  # log10 rounding at a decade boundary
+        m, e = round(m * 10.0, digits), e - 1
+    mant = f"{m:.{digits}f}"[1:] if m < 1.0 else f"{m:.{digits}f}"
+    return f"{'-' if x < 0 else ''}0{mant}E{e:+03d}".rjust(width)
+
+
+def mgrwt_block(syst, k: int) -> str:
+    """MadEvent's ``<mgrwt>`` block of event k (unwgt.f ``write_leshouche``, use_syst = True, no CKKW history):
+    ``<rscale>`` n_qcd and μR, ``<asrwt>0``, one ``<pdfrwt>`` per beam (``0`` where the beam has no PDF weight),
+    ``<totfact>``. Empty string when ``syst`` is None."""
+    if syst is None:
+        return ""
+    lines = ["<mgrwt>", f"<rscale>{int(syst.n_qcd[k]):3d}{fortran_e(syst.ren_scale[k])}</rscale>", "<asrwt>0</asrwt>"]
+    for b in range(2):
+        pdg = int(syst.pdf_pdg[k, b])
+        if pdg == 0:
+            lines.append(f'<pdfrwt beam="{b + 1}">0</pdfrwt>')
+        else:
+            lines.append(f'<pdfrwt beam="{b + 1}">{1:3d}{pdg:9d}{fortran_e(syst.pdf_x[k, b])}'
+                         f"{fortran_e(syst.pdf_q[k, b])}</pdfrwt>")
+    lines += [f"<totfact>{fortran_e(syst.totfact[k])}</totfact>", "</mgrwt>"]
+    return "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------------- unweighting

@@ -242,3 +242,17 @@ def test_www_grouped_details(www):
             rec = d.record
             assert np.all(rec.n_lines[ok] >= 5)
             assert np.all(rec.istup[ok][:, :2] == -1)
+
+
+def test_syst_details_need_use_syst(ppee):
+    """The <mgrwt> information exists only when MadEvent was built with use_syst = True: asked of a process built
+    without it, the bridge says so (and names the run-card entry) instead of returning zeros."""
+    from madnis_plugin.bridge.errors import InvalidInput
+
+    r = np.random.default_rng(5).random((50, 4))
+    with load_process(ppee, n_workers=1) as proc:
+        assert proc.has_syst_details
+        d = proc.event_details(np.zeros(50, np.int64), r, record=False)
+        assert d.syst is None
+        with pytest.raises(InvalidInput, match="use_syst"):
+            proc.event_details(np.zeros(50, np.int64), r, syst=True)

@@ -177,3 +177,50 @@ def test_record_with_resonance_round_trip(tmp_path):
     tot_in = np.array([[x.e, x.px, x.py, x.pz] for x in q[:2]]).sum(0)
     tot_out = np.array([[x.e, x.px, x.py, x.pz] for x in q[3:]]).sum(0)
     np.testing.assert_allclose(tot_in, tot_out, atol=1e-6)
+
+
+def test_fortran_e_matches_madevent_strings():
+    # strings copied from a MadEvent 3.5.7 <mgrwt> block (p p > e+ e-, use_syst = True)
+    assert lhe.fortran_e(89.036163) == " 0.89036163E+02"
+    assert lhe.fortran_e(0.016220394) == " 0.16220394E-01"
+    assert lhe.fortran_e(3514.8834) == " 0.35148834E+04"
+    assert lhe.fortran_e(0.0) == " 0.00000000E+00"
+    assert lhe.fortran_e(-1.5) == "-0.15000000E+01"
+    assert lhe.fortran_e(9.999999999) == " 0.10000000E+02"  # rounding carries into the next decade
+    assert lhe.fortran_e(1e-3) == " 0.10000000E-02"
+    for x in (1e-12, 0.3, 7.0, 123456.789, 6.5e3):
+        assert float(lhe.fortran_e(x)) == pytest.approx(x, rel=1e-8)
+
+
+def test_mgrwt_block_written_and_read_back(tmp_path):
+    """use_syst: every event carries MadEvent's <mgrwt> block (the layout MG5's lhe_parser.parse_lo_weight reads);
+    a beam without PDF weight is written as ``0``; pylhe still reads the file."""
+    import re
+    from types import SimpleNamespace
+
+    sub = lhe.SubprocessEventInfo(idprup=1, n_external=4, n_incoming=2, pdg=(2, -2, -11, 11), masses=(0.0,) * 4,
+                                  ebeam=(6500.0, 6500.0), colour=((501, 0), (0, 501), (0, 0), (0, 0)))
+    p = np.concatenate([_cm_event(91.0, 0.1), _cm_event(120.0, -0.7)])
+    syst = SimpleNamespace(n_qcd=np.array([0, 2]), ren_scale=np.array([91.0, 120.0]),
+                           pdf_pdg=np.array([[2, -2], [21, 0]]), pdf_x=np.array([[0.01, 0.0098], [0.003, 0.0]]),
+                           pdf_q=np.array([[91.0, 91.0], [120.0, 0.0]]), totfact=np.array([3514.8834, 17.5]))
+    det = lhe.fallback_details(p, sub, aqed=1 / 132.5, aqcd=0.118,
+                               given=lhe.EventDetails(x1x2=np.array([[0.01, 0.0098], [0.003, 0.0184]]), syst=syst))
+    text = lhe.format_events(p, np.array([1.5, 2.5]), sub, det)
+    blocks = re.findall(r"<mgrwt>\n(.*?)</mgrwt>\n</event>", text, re.S)
+    assert len(blocks) == 2
+    assert blocks[0] == ("<rscale>  0 0.91000000E+02</rscale>\n<asrwt>0</asrwt>\n"
+                         '<pdfrwt beam="1">  1        2 0.10000000E-01 0.91000000E+02</pdfrwt>\n'
+                         '<pdfrwt beam="2">  1       -2 0.98000000E-02 0.91000000E+02</pdfrwt>\n'
+                         "<totfact> 0.35148834E+04</totfact>\n")
+    assert '<pdfrwt beam="2">0</pdfrwt>' in blocks[1] and "<rscale>  2 0.12000000E+03</rscale>" in blocks[1]
+    path = lhe.write_lhe_file(tmp_path / "syst.lhe.gz", text,
+                              lhe.init_block((2212, 2212), (6500, 6500), (247000, 247000), [(4.0, 0.1, 4.0, 1)]))
+    evs = lhe.read_events(path)
+    assert len(evs) == 2 and [q["pdg"] for q in evs[1]["particles"]] == [2, -2, -11, 11]
+    pylhe = pytest.importorskip("pylhe")
+    assert len(list(pylhe.LHEFile.fromfile(str(path), generator=False).events)) == 2
+    # no syst object: no block (use_syst off, or a process without the information)
+    plain = lhe.format_events(p, np.array([1.5, 2.5]), sub,
+                              lhe.fallback_details(p, sub, aqed=1 / 132.5, aqcd=0.118))
+    assert "<mgrwt>" not in plain

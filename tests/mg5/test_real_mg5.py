@@ -150,6 +150,19 @@ def test_launch_ppee_with_and_without_madnis(mg5, plugin_env, tmp_path):
         assert {int(p.helicity) for p in e if abs(p.status) == 1} <= {-1, 1}
         assert i[0].color1 + i[0].color2 == 501 and (i[0].color1 == i[1].color2 or i[0].color2 == i[1].color1)
     assert len({round(e.aqcd, 6) for e in evs}) > 100
+    # use_syst = True (MG5's default run card): MadEvent's <mgrwt> block in every event, read by MG5's own parser;
+    # per beam the PDF parton and x are the incoming parton of that beam, the factorisation scale is SCALUP
+    for e, i in zip(evs, inc):
+        lo = e.parse_lo_weight()
+        assert lo is not None and lo["n_qcd"] == 0 and lo["asrwt"] == [] and lo["tot_fact"] > 0
+        assert lo["ren_scale"] == pytest.approx(e.scale, rel=1e-6)
+        b1 = i[0] if i[0].pz > 0 else i[1]
+        b2 = i[1] if b1 is i[0] else i[0]
+        assert (lo["pdf_pdg_code1"], lo["pdf_pdg_code2"]) == ([b1.pid], [b2.pid])
+        assert lo["pdf_x1"][0] == pytest.approx(b1.E / 6500.0, rel=2e-6)
+        assert lo["pdf_x2"][0] == pytest.approx(b2.E / 6500.0, rel=2e-6)
+        assert lo["pdf_q1"][0] == pytest.approx(e.scale, rel=1e-6) == lo["pdf_q2"][0]
+    assert "use_syst is switched off" not in log
     # ./bin/madevent route, from the saved model, no training
     r = subprocess.run([sys.executable, "-m", "madnis_plugin.cli", "generate", str(out), "--from", "run_01",
                         "--run-name", "run_02"], capture_output=True, text=True, env=env, timeout=1500)
