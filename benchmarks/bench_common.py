@@ -121,6 +121,9 @@ class MethodResult:
     pull: float | None = None
     rel_std: float | None = None
     unweighting_efficiency: float | None = None
+    # ε of a second sample of eval-calls points drawn for event generation (core: generate(), channel allocation
+    # N_i ∝ √(σ_i² + I_i²)); None for methods that sample events like they integrate
+    unweighting_efficiency_events: float | None = None
     n_calls_training: int | None = None
     n_calls_integration: int | None = None
     n_train_steps: int | None = None
@@ -165,9 +168,9 @@ def _fmt(v, spec: str) -> str:
 
 def markdown_table(results: list[MethodResult]) -> str:
     head = (
-        "| toy | method | integral ± error | exact | pull | σ/I per point | ε_unw | train calls | eval calls "
+        "| toy | method | integral ± error | exact | pull | σ/I per point | ε_unw | ε events | train calls | eval calls "
         "| train steps | step time [ms] | train time [s] | status |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     rows = []
     for r in results:
@@ -176,7 +179,8 @@ def markdown_table(results: list[MethodResult]) -> str:
         status = r.status if not r.message else f"{r.status}: {r.message[:60]}"
         rows.append(
             f"| {r.toy} | {r.method} | {integ} | {_fmt(r.exact, '.6g')} | {_fmt(r.pull, '+.2f')} "
-            f"| {_fmt(r.rel_std, '.4g')} | {_fmt(r.unweighting_efficiency, '.4f')} | {_fmt(r.n_calls_training, 'd')} "
+            f"| {_fmt(r.rel_std, '.4g')} | {_fmt(r.unweighting_efficiency, '.4f')} "
+            f"| {_fmt(r.unweighting_efficiency_events, '.4f')} | {_fmt(r.n_calls_training, 'd')} "
             f"| {_fmt(r.n_calls_integration, 'd')} | {_fmt(r.n_train_steps, 'd')} | {_fmt(step_ms, '.2f')} "
             f"| {_fmt(r.train_time_s, '.1f')} | {status} |"
         )
@@ -189,16 +193,19 @@ def seed_summary_table(results: list[MethodResult]) -> str:
     for r in results:
         if r.status == "ok":
             groups.setdefault((r.toy, r.method), []).append(r)
-    lines = ["| toy | method | seeds | σ/I mean (min–max) | ε mean (min–max) | max abs pull | step time [ms] |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| toy | method | seeds | σ/I mean (min–max) | ε mean (min–max) | ε events mean (min–max) | max abs pull "
+             "| step time [ms] |",
+             "|---|---|---|---|---|---|---|---|"]
     for (toy, method), rs in groups.items():
         rel = [r.rel_std for r in rs if r.rel_std is not None]
         eps = [r.unweighting_efficiency for r in rs if r.unweighting_efficiency is not None]
+        eev = [r.unweighting_efficiency_events for r in rs if r.unweighting_efficiency_events is not None]
+        eev_s = f"{np.mean(eev):.4f} ({min(eev):.4f}–{max(eev):.4f})" if eev else "–"
         pulls = [abs(r.pull) for r in rs if r.pull is not None]
         steps = [r.train_step_time_s for r in rs if r.train_step_time_s]
         lines.append(
             f"| {toy} | {method} | {len(rs)} | {np.mean(rel):.4g} ({min(rel):.4g}–{max(rel):.4g}) | "
-            f"{np.mean(eps):.4f} ({min(eps):.4f}–{max(eps):.4f}) | {max(pulls) if pulls else float('nan'):.2f} | "
+            f"{np.mean(eps):.4f} ({min(eps):.4f}–{max(eps):.4f}) | {eev_s} | {max(pulls) if pulls else float('nan'):.2f} | "
             f"{1e3 * np.mean(steps) if steps else float('nan'):.2f} |"
         )
     return "\n".join(lines) + "\n"

@@ -29,6 +29,8 @@ class ConfigError(ValueError):
 
 LossName = Literal["madnis", "variance", "kl"]
 ScheduleName = Literal["inverse", "cosine", "constant"]
+AllocationName = Literal["sigma", "rms"]
+StandardiseName = Literal["std", "upscale", "none"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,11 @@ class MadnisConfig:
     train_channel_weights: bool = True
     cwnet_hidden: int = 64
     cwnet_layers: int = 3
+    # CWnet input scaling from the pre-training points: "std" = (f − mean)/std; "upscale" = (f − mean)/min(std, 1):
+    # features narrower than unit scale are stretched (resonances in [0, 1]: the narrow peaks become resolvable),
+    # wider ones are not compressed (crossed ring: std 5.7 from the line's tails would squeeze the ring/line
+    # crossing, width 0.05, below what the CWnet resolves); "none" = as given (madnis 1.0)
+    cwnet_standardise: StandardiseName = "upscale"
 
     # --- VEGAS pre-training (Tab. 2: 7 iterations, 64 bins, 20k samples, damping 0.7)
     vegas_init: bool = True
@@ -88,6 +95,11 @@ class MadnisConfig:
 
     # --- integration (refine phase) and unweighting
     n_integration: int = 100_000
+    # channel allocation of generate() (weighted events for unweighting); the integral's refine phase stays N_i ∝ σ_i.
+    # "rms": N_i ∝ √(σ_i² + I_i²) gives every channel the same RMS event weight, so no well-trained channel (small
+    # σ_i/I_i, few points under N_i ∝ σ_i) carries large event weights N/N_i · α f/q; ε rises, the variance barely
+    # moves (it is flat around its optimum). "sigma": as the integral.
+    event_allocation: AllocationName = "rms"
     integration_batch: int = 20_000
     bootstrap_replicas: int = 100
     min_points_per_channel: int = 2

@@ -57,12 +57,14 @@ class ChannelWeightNet(nn.Module):
             self.net.requires_grad_(False)
 
     @torch.no_grad()
-    def set_standardisation(self, features: Tensor) -> None:
-        """Fix the input shift/scale from a sample of features ``[n, F]`` (e.g. the VEGAS pre-training points)."""
+    def set_standardisation(self, features: Tensor, upscale_only: bool = False) -> None:
+        """Fix the input shift/scale from a sample of features ``[n, F]`` (e.g. the VEGAS pre-training points).
+        ``upscale_only``: the scale is min(std, 1), so features wider than unit scale are not compressed."""
         if features.numel() == 0:
             return
+        std = features.std(dim=0).clamp_min(1e-8)
         self.feat_mean.copy_(features.mean(dim=0))
-        self.feat_std.copy_(features.std(dim=0).clamp_min(1e-8))
+        self.feat_std.copy_(std.clamp_max(1.0) if upscale_only else std)
 
     def correction(self, features: Tensor) -> Tensor:
         """Δ_ξ(x): float64 ``[n, C]`` (zeros when frozen)."""

@@ -24,22 +24,23 @@ _STATUS_NAMES = {STATUS_OK: "ok", STATUS_CUT: "cut", STATUS_FAILED_MAPPING: "fai
 INTEGRATION_SEED_OFFSET = 1_000_003
 
 
-def refine_allocation(trainer: Trainer, n: int) -> Tensor:
-    """int64 ``[C]``: N_i ∝ running σ_i over active channels (uniform share ``uniform_fraction``)."""
+def refine_allocation(trainer: Trainer, n: int, kind: str = "sigma") -> Tensor:
+    """int64 ``[C]``: N_i ∝ running σ_i over active channels (``kind="rms"``: ∝ √(σ_i² + I_i²)), uniform share
+    ``uniform_fraction`` on top."""
     cfg = trainer.config
-    sigma = trainer.allocation_sigma() if trainer.stats.filled else None
+    sigma = trainer.allocation_sigma(kind) if trainer.stats.filled else None
     return allocate(n, sigma, trainer.model.active, cfg.uniform_fraction, cfg.min_points_per_channel)
 
 
-def _refine_plan(trainer: Trainer, n: int, seed: int | None, generator: torch.Generator | None
-                 ) -> tuple[torch.Generator, Tensor, Tensor, Tensor]:
+def _refine_plan(trainer: Trainer, n: int, seed: int | None, generator: torch.Generator | None,
+                 kind: str = "sigma") -> tuple[torch.Generator, Tensor, Tensor, Tensor]:
     """Generator (seeded from config.seed unless given), counts ``[C]``, the channel of every point ``[N]`` and
     the per-channel event-weight factor N/N_i ``[C]``; puts the model in eval mode."""
     if generator is None:
         s = trainer.config.seed + INTEGRATION_SEED_OFFSET if seed is None else seed
         generator = torch.Generator(device=trainer.device).manual_seed(s)
     trainer.model.eval()
-    counts = refine_allocation(trainer, n)
+    counts = refine_allocation(trainer, n, kind)
     channels_all = torch.repeat_interleave(torch.arange(trainer.n_channels, device=trainer.device), counts)
     scale = int(counts.sum()) / counts.to(torch.float64).clamp_min(1.0)
     return generator, counts, channels_all, scale
@@ -65,11 +66,12 @@ def _chunks(channels: Tensor, size: int):
 @torch.no_grad()
 def generate(trainer: Trainer, n: int, *, seed: int | None = None, generator: torch.Generator | None = None,
              progress: bool | None = None) -> WeightedEvents:
-    """``n`` weighted events from the frozen model; event weight = (α_c w / q)·N/N_c, so ⟨weight⟩ estimates I."""
+    """``n`` weighted events from the frozen model; event weight = (α_c w / q)·N/N_c, so ⟨weight⟩ estimates I.
+    Channel allocation ``config.event_allocation`` (default N_c ∝ √(σ_c² + I_c²), see the config)."""
     from tqdm.auto import tqdm
 
     cfg = trainer.config
-    generator, counts, channels_all, scale = _refine_plan(trainer, n, seed, generator)
+    generator, counts, channels_all, scale = _refine_plan(trainer, n, seed, generator, cfg.event_allocation)
     n_tot = int(counts.sum())
     rs, cs, ws, fs, vs, ms = [], [], [], [], [], []
     show = cfg.progress if progress is None else progress

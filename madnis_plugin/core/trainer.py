@@ -145,14 +145,14 @@ class Trainer:
                 model.vegas.adapt(r, groups, values, cfg.vegas_damping)
                 feats.append(b.features[b.valid])
             model.flows.init_from_vegas(model.vegas.edges)
-        else:
+        elif cfg.cwnet_standardise != "none":  # only to fix the CWnet's input scaling
             counts = allocate(min(cfg.vegas_samples, 10 * self.batch_size), None, model.active, 1.0, 1)
             channels = torch.repeat_interleave(torch.arange(self.n_channels, device=self.device), counts)
             r, _ = model.sample(channels, self.generator)
             b = self.evaluate(channels, r, "vegas")
             feats.append(b.features[b.valid])
-        if feats:
-            model.cwnet.set_standardisation(torch.cat(feats))
+        if feats and cfg.cwnet_standardise != "none":
+            model.cwnet.set_standardisation(torch.cat(feats), upscale_only=cfg.cwnet_standardise == "upscale")
         self.pretrained = True
 
     # ------------------------------------------------------------------ training steps
@@ -164,9 +164,14 @@ class Trainer:
             sigma = self.allocation_sigma()
         return allocate(n, sigma, self.model.active, cfg.uniform_fraction, cfg.min_points_per_channel)
 
-    def allocation_sigma(self) -> Tensor:
-        """Running σ_i used for stratified allocation, pooled within channel groups (``pool_group_sigma``)."""
+    def allocation_sigma(self, kind: str = "sigma") -> Tensor:
+        """Running σ_i used for stratified allocation (``kind="rms"``: √(σ_i² + I_i²), the RMS of α f/q in channel
+        i), pooled within channel groups (``pool_group_sigma``). float64 ``[C]``, NaN where never estimated."""
         sigma = self.stats.sigma_mean().to(self.device)
+        if kind == "rms":
+            sigma = torch.sqrt(sigma**2 + self.stats.integral_mean().to(self.device) ** 2)
+        elif kind != "sigma":
+            raise ValueError(f"unknown allocation {kind!r}; valid: 'sigma', 'rms'")
         if self.config.pool_group_sigma and self.model.n_groups < self.n_channels:
             sigma = pool_sigma_in_groups(sigma, self.model.channel_group, self.model.active, self.model.n_groups)
         return sigma

@@ -277,3 +277,37 @@ def test_group_pooled_sigma_allocates_evenly_inside_groups():
     # group totals ∝ K·rms (= √(K Σ σ²) when every σ is known): √(2·10) : 2·2
     ratio = (counts[0] + counts[1]).item() / (counts[2] + counts[3]).item()
     assert ratio == pytest.approx(math.sqrt(20.0) / 4.0, rel=2e-3)
+
+
+def test_event_allocation_rms_and_refine_allocation_sigma():
+    """generate() allocates N_i ∝ √(σ_i² + I_i²) (config.event_allocation = "rms"), the integral's refine phase
+    N_i ∝ σ_i (exact, from fixed running statistics; no uniform share, no groups)."""
+    from madnis_plugin.core import MadnisConfig, Trainer, generate
+    from madnis_plugin.core.integrator import refine_allocation
+    from madnis_plugin.integrands.toys import make_toy
+
+    cfg = MadnisConfig(seed=1, progress=False, n_steps=0, vegas_init=False, uniform_fraction=0.0,
+                       min_points_per_channel=1, pool_group_sigma=False)
+    tr = Trainer(make_toy("camel_bw"), cfg)
+    sigma = torch.tensor([3.0, 4.0], dtype=torch.float64)
+    mean = torch.tensor([4.0, 0.0], dtype=torch.float64)
+    tr.stats.update(sigma, mean, torch.tensor([True, True]))
+    assert refine_allocation(tr, 7000).tolist() == [3000, 4000]  # ∝ σ = 3 : 4
+    assert refine_allocation(tr, 9000, "rms").tolist() == [5000, 4000]  # ∝ √(σ² + I²) = 5 : 4
+    assert torch.bincount(generate(tr, 900, seed=2).channels, minlength=2).tolist() == [500, 400]
+    tr.config = cfg.replace(event_allocation="sigma")
+    assert torch.bincount(generate(tr, 700, seed=2).channels, minlength=2).tolist() == [300, 400]
+    with pytest.raises(ValueError, match="rms"):
+        refine_allocation(tr, 10, "bogus")
+
+
+def test_cwnet_input_scaling_upscales_only():
+    """"upscale": (f − mean)/min(std, 1): narrow features are stretched to unit std, wide ones keep their scale."""
+    net = ChannelWeightNet(2, 3)
+    f = torch.stack([torch.linspace(-0.1, 0.1, 101, dtype=torch.float64),
+                     torch.linspace(-20.0, 20.0, 101, dtype=torch.float64)], dim=1) + 5.0
+    net.set_standardisation(f, upscale_only=True)
+    assert net.feat_mean.tolist() == pytest.approx([5.0, 5.0])
+    assert net.feat_std[0].item() == pytest.approx(f[:, 0].std().item()) and net.feat_std[1].item() == 1.0
+    net.set_standardisation(f)
+    assert net.feat_std[1].item() == pytest.approx(f[:, 1].std().item())
