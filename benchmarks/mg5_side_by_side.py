@@ -195,6 +195,22 @@ def lhe_init(path: Path) -> tuple[float, float, int]:
     return xs, err, n
 
 
+def readback(path: Path) -> dict:
+    """Events of an LHE file as MG5's ``lhe_parser`` and ``pylhe`` read them (None where pylhe is missing), and
+    whether every event's weight is the same (unweighted events)."""
+    sys.path.insert(0, str(MG5_HOME))
+    from madgraph.various import lhe_parser  # noqa: E402
+
+    weights = [ev.wgt for ev in lhe_parser.EventFile(str(path))]
+    out = {"n_events_lhe_parser": len(weights), "unit_weights": len(set(weights)) == 1, "n_events_pylhe": None}
+    try:
+        import pylhe  # noqa: PLC0415
+    except ImportError:
+        return out
+    out["n_events_pylhe"] = sum(1 for _ in pylhe.LHEFile.fromfile(str(path), generator=False).events)
+    return out
+
+
 def observables(path: Path) -> dict[str, np.ndarray]:
     sys.path.insert(0, str(MG5_HOME))
     from madgraph.various import lhe_parser  # noqa: E402
@@ -289,7 +305,7 @@ def main() -> None:
             lhe = run / "unweighted_events.lhe.gz"
             xs, err, n = lhe_init(lhe)
             r = {"run": run.name, "wall_s": wall, "lhe": str(lhe), "lhe_cross": xs, "lhe_error": err,
-                 "n_events_lhe": n}
+                 "n_events_lhe": n, **readback(lhe)}
             if mode == "classic":
                 r.update(classic_stats(proc_dir, seen))
                 r["settings"] = {**common, "madnis": "False", "nb_core": "1"}
