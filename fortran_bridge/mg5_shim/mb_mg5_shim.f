@@ -304,6 +304,26 @@ c     Test hook (MADNIS_MG5_TEST_HOOKS=stop): a Fortran STOP to intercept.
       end
 
 
+      double precision function mb_dsig_fresh(pp, jproc, jmir, wgt,
+     &     imode, passed)
+c     mb_dsigproc with MadEvent's cut cache reset first: cutspassed is
+c     read (stale) by cuts.f's B.W. cut, so a term evaluated on its own
+c     must not depend on whatever was evaluated before it.
+      implicit none
+      include 'nexternal.inc'
+      double precision pp(0:3,nexternal), wgt
+      integer jproc, jmir, imode
+      logical passed
+      logical cutsdone, cutspassed
+      common/to_cutsdone/cutsdone, cutspassed
+      double precision mb_dsigproc
+      external mb_dsigproc
+      cutsdone = .false.
+      cutspassed = .false.
+      mb_dsig_fresh = mb_dsigproc(pp, jproc, jmir, wgt, imode, passed)
+      end
+
+
       double precision function mb_dsigproc(pp, jproc, jmir, wgt,
      &     imode, passed)
 c     One (subprocess, mirror) term of a grouped directory, like
@@ -570,8 +590,8 @@ c     factor; alpha(nchan); istat: 0 ok, 1 cut, 2 failed mapping.
       common/to_cutsdone/cutsdone, cutspassed
       double precision amp2(maxamps), jamp2(0:maxflow)
       common/to_amps/ amp2, jamp2
-      double precision mb_dsigproc, dsig
-      external mb_dsigproc, dsig
+      double precision mb_dsigproc, mb_dsig_fresh, dsig
+      external mb_dsigproc, mb_dsig_fresh, dsig
       double precision pgen(0:3,nexternal+1), xdum(maxinvar)
       double precision wps, sel(2*maxsproc), sumsel, f, fsum, acc
       double precision atmp(lmaxconfigs)
@@ -640,9 +660,7 @@ c        cutsdone so that the result never depends on the previous point
          if (.not. (sumsel .gt. 0d0)) goto 900
          if (isum .eq. 0) then
             kk = mb_choose(nk, sel, sumsel, usel)
-            cutsdone = .false.
-            cutspassed = .false.
-            f = mb_dsigproc(pgen, mb_kproc(kk), mb_kmir(kk), wps, 0,
+            f = mb_dsig_fresh(pgen, mb_kproc(kk), mb_kmir(kk), wps, 0,
      &           passed)
             if (.not. passed) then
                istat = 1
@@ -656,10 +674,8 @@ c        cutsdone so that the result never depends on the previous point
             fsum = 0d0
             do k = 1, nk
                if (sel(k) .gt. 0d0) then
-                  cutsdone = .false.
-                  cutspassed = .false.
-                  f = mb_dsigproc(pgen, mb_kproc(k), mb_kmir(k), wps, 0,
-     &                 passed)
+                  f = mb_dsig_fresh(pgen, mb_kproc(k), mb_kmir(k), wps,
+     &                 0, passed)
                   if (passed .and. f .ne. 0d0) then
                      mb_kf(k) = abs(f)
                      call mb_alpha_for(pgen, mb_kproc(k), atmp, nchan)
@@ -847,15 +863,13 @@ c       and factorisation scale, sfac = s_rwfact (<totfact>).
       common/to_mirror/ imirror, iproc
       integer mapconfig(0:lmaxconfigs), this_config
       common/to_mconfigs/mapconfig, this_config
-      logical cutsdone, cutspassed
-      common/to_cutsdone/cutsdone, cutspassed
       double precision pmass(nexternal)
       common/to_mass/ pmass
       double precision stot, m1, m2
       common/to_stot/stot, m1, m2
-      double precision mb_dsigproc, get_betaz
+      double precision mb_dsig_fresh, get_betaz
       real ran1
-      external mb_dsigproc, get_betaz, ran1
+      external mb_dsig_fresh, get_betaz, ran1
       interface
          subroutine mb_f_point(r, usel, isum, pout, wout, alpha, istat)
      &        bind(C, name='mb_f_point')
@@ -923,9 +937,7 @@ c        then its matrix element again (its flavour, colour, helicity)
          enddo
          if (.not. (tot .gt. 0d0)) return
          kk = mb_choose(mb_nk, mb_kf, tot, usum)
-         cutsdone = .false.
-         cutspassed = .false.
-         f = mb_dsigproc(pgen, mb_kproc(kk), mb_kmir(kk), mb_wps, 0,
+         f = mb_dsig_fresh(pgen, mb_kproc(kk), mb_kmir(kk), mb_wps, 0,
      &        passed)
          if (.not. passed) then
             istat = 1
