@@ -33,7 +33,7 @@ from .errors import (
     ProcessNotFound,
     UnsupportedMG5Version,
 )
-from .library import check_inputs
+from .library import RawSystDetails, check_inputs
 from .pool import LibrarySpec, WorkerPool
 
 SUPPORTED_MG5 = ((3, 5),)  # major.minor series the MG5 shim is written and verified for
@@ -138,18 +138,9 @@ class EventRecord:
     spinup: np.ndarray
 
 
-@dataclass(frozen=True)
-class SystDetails:
-    """MadEvent's ``<mgrwt>`` information for n points (numpy; see madnis_bridge.h, ``mb_syst_details``):
-    n_qcd int [n] (power of αs); ren_scale float64 [n] (GeV); per beam (0 = beam 1, +z) pdf_pdg int [n, 2]
-    (0 = no PDF weight), pdf_x, pdf_q float64 [n, 2] (x, factorisation scale in GeV); totfact float64 [n]."""
-
-    n_qcd: np.ndarray
-    ren_scale: np.ndarray
-    pdf_pdg: np.ndarray
-    pdf_x: np.ndarray
-    pdf_q: np.ndarray
-    totfact: np.ndarray
+#: MadEvent's ``<mgrwt>`` information for n points, merged over the P-directories in input order: the library's own
+#: result type (status, n_qcd, ren_scale, pdf_pdg, pdf_x, pdf_q, totfact; see madnis_bridge.h ``mb_syst_details``)
+SystDetails = RawSystDetails
 
 
 @dataclass(frozen=True)
@@ -364,10 +355,11 @@ class Process:
         sy = None
         if syst:
             outs = self.pool.syst_details_many(requests) if requests else []
-            sy = SystDetails(np.zeros(n, i32), np.zeros(n), np.zeros((n, 2), i32), np.zeros((n, 2)),
+            sy = SystDetails(np.zeros(n, i32), np.zeros(n, i32), np.zeros(n), np.zeros((n, 2), i32), np.zeros((n, 2)),
                              np.zeros((n, 2)), np.zeros(n))
             for (_k, idx), o in zip(index_sets, outs):
-                sy.n_qcd[idx], sy.ren_scale[idx], sy.totfact[idx] = o.n_qcd, o.ren_scale, o.totfact
+                sy.status[idx], sy.n_qcd[idx] = o.status, o.n_qcd
+                sy.ren_scale[idx], sy.totfact[idx] = o.ren_scale, o.totfact
                 sy.pdf_pdg[idx], sy.pdf_x[idx], sy.pdf_q[idx] = o.pdf_pdg, o.pdf_x, o.pdf_q
         return EventDetails(status, subproc, iproc, mirror, x1x2, scale, alphas, pdg, icolup, helicity, mom,
                             ch.astype(np.int64), rec, sy)
