@@ -111,13 +111,29 @@ def split_params(theta: Tensor, n_bins: int) -> SplineParams:
     return SplineParams(theta[..., :k], theta[..., k : 2 * k], theta[..., 2 * k :])
 
 
+def _softmax(x: Tensor) -> Tensor:
+    """Softmax over the last dim from elementwise ops. Same values and gradient as ``torch.softmax``, but the
+    latter's CPU kernel is ~4× slower for the short last dim (K bins) of float64 spline parameters, and this runs
+    12 times per flow evaluation (many_channels: ~17 % of a training step)."""
+    e = torch.exp(x - x.amax(dim=-1, keepdim=True).detach())  # shift-invariant: no gradient through the max
+    return e / e.sum(dim=-1, keepdim=True)
+
+
+def _softplus(x: Tensor) -> Tensor:
+    """log(1 + e^x) = max(x, 0) + log1p(e^{−|x|}) with max(x, 0) written as (x + |x|)/2, so the gradient is
+    sigmoid(x) everywhere, 1/2 at x = 0 included (zero-initialised flows start there). ~3.5× faster than
+    ``F.softplus`` on CPU for these shapes."""
+    a = x.abs()
+    return 0.5 * (x + a) + torch.log1p(torch.exp(-a))
+
+
 def knots_from_params(params: SplineParams, bounds: SplineBounds = DEFAULT_BOUNDS) -> Knots:
     """Eq. (21) with lower bounds: unconstrained ``params`` -> :class:`Knots` (same shapes)."""
     k = params.theta_w.shape[-1]
     bounds.check(k)
-    widths = bounds.min_width + (1.0 - k * bounds.min_width) * torch.softmax(params.theta_w, dim=-1)
-    heights = bounds.min_height + (1.0 - k * bounds.min_height) * torch.softmax(params.theta_h, dim=-1)
-    derivs = bounds.min_derivative + (1.0 - bounds.min_derivative) * F.softplus(params.theta_d) / _LOG2
+    widths = bounds.min_width + (1.0 - k * bounds.min_width) * _softmax(params.theta_w)
+    heights = bounds.min_height + (1.0 - k * bounds.min_height) * _softmax(params.theta_h)
+    derivs = bounds.min_derivative + (1.0 - bounds.min_derivative) * _softplus(params.theta_d) / _LOG2
     return Knots(widths, heights, derivs)
 
 
