@@ -16,7 +16,7 @@ import dataclasses
 import time
 from typing import Any
 
-from bench_common import CallCounter, MethodResult, time_steps, unweighting_efficiency
+from bench_common import CallCounter, MethodResult, stratified_rel_std, time_steps, unweighting_efficiency
 
 NAME = "core"
 
@@ -103,6 +103,8 @@ def run(toy, train_calls: int, eval_calls: int, seed: int = 0, vegas_fraction: f
     calls_before = counter.calls
     events = generate(trainer, eval_calls, seed=seed + 7, progress=False)
     res.unweighting_efficiency_events = unweighting_efficiency(events.weight, seed=seed)
+    res.config["events_integral"], res.config["events_error"], res.config["events_rel_std"] = stratified_rel_std(
+        events.weight, events.channels)
     res.config["n_calls_events"] = counter.calls - calls_before
     res.config = dict(used, ignored=ignored, online_steps_planned=p["online_steps"])
     res.integral = float(out.integral)
