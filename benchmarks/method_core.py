@@ -106,7 +106,7 @@ def run(toy, train_calls: int, eval_calls: int, seed: int = 0, vegas_fraction: f
     res.config["events_integral"], res.config["events_error"], res.config["events_rel_std"] = stratified_rel_std(
         events.weight, events.channels)
     res.config["n_calls_events"] = counter.calls - calls_before
-    res.config = dict(used, ignored=ignored, online_steps_planned=p["online_steps"])
+    res.config.update(used, ignored=ignored, online_steps_planned=p["online_steps"])
     res.integral = float(out.integral)
     res.error = float(out.error)
     res.rel_std = float(out.rel_std)
