@@ -112,17 +112,14 @@ def run_madevent(p: Path, config: int, points: int, grid: Path) -> np.ndarray:
     return np.loadtxt(d / "fort.77", ndmin=2)
 
 
-def compare(orig_p: Path, config: int, rows: np.ndarray) -> dict:
-    from madnis_plugin.bridge.process import load_process
-
-    with load_process(orig_p, n_workers=1) as proc:
-        nd = proc.n_dims
-        diag = list(proc.info.subprocesses[0].channel_diagram)
-        ch = diag.index(config)
-        u, me, cnt = rows[:, :nd], rows[:, nd], rows[:, nd + 1: nd + 1 + nd]
-        full = (cnt == 1).all(axis=1)  # every variable drawn exactly once (otherwise the point is not r-addressable)
-        ev = proc.evaluate(np.full(int(full.sum()), ch), u[full])
-        br = ev.weight * ev.alpha[:, ch]
+def compare(proc, config: int, rows: np.ndarray) -> dict:
+    """Bridge (``proc``, the loaded original P directory) against MadEvent's rows for one config."""
+    nd = proc.n_dims
+    ch = list(proc.info.subprocesses[0].channel_diagram).index(config)
+    u, me, cnt = rows[:, :nd], rows[:, nd], rows[:, nd + 1: nd + 1 + nd]
+    full = (cnt == 1).all(axis=1)  # every variable drawn exactly once (otherwise the point is not r-addressable)
+    ev = proc.evaluate(np.full(int(full.sum()), ch), u[full])
+    br = ev.weight * ev.alpha[:, ch]
     m = me[full]
     both = (m != 0) & (br != 0)
     ratio = br[both] / m[both]
@@ -161,10 +158,13 @@ def main() -> None:
     build(work, pdir)
     grid = work / "flat.ftn25"
     flat_grid(work / "SubProcesses" / pdir, grid)
+    from madnis_plugin.bridge.process import load_process
+
     results = []
-    for c in (int(x) for x in args.configs.split(",")):
-        rows = run_madevent(work / "SubProcesses" / pdir, c, args.points, grid)
-        results.append(compare(proc / "SubProcesses" / pdir, c, rows))
+    with load_process(proc / "SubProcesses" / pdir, n_workers=1) as bridge:
+        for c in (int(x) for x in args.configs.split(",")):
+            rows = run_madevent(work / "SubProcesses" / pdir, c, args.points, grid)
+            results.append(compare(bridge, c, rows))
     out = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else {}
     out[proc.name] = dict(proc=str(proc), pdir=pdir, points=args.points, wall_s=time.time() - t0, configs=results)
     Path(args.out).write_text(json.dumps(out, indent=2))

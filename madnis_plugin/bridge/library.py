@@ -133,6 +133,13 @@ class RawSystDetails:
     pdf_q: np.ndarray
     totfact: np.ndarray
 
+    @classmethod
+    def zeros(cls, n: int) -> "RawSystDetails":
+        """All-zero outputs for n points (int32 status, n_qcd, pdf_pdg; float64 otherwise)."""
+        i = np.int32
+        return cls(np.zeros(n, i), np.zeros(n, i), np.zeros(n), np.zeros((n, 2), i), np.zeros((n, 2)),
+                   np.zeros((n, 2)), np.zeros(n))
+
 
 RAW_DETAILS_FIELDS = tuple(RawEventDetails.__dataclass_fields__)
 RAW_SYST_FIELDS = tuple(RawSystDetails.__dataclass_fields__)
@@ -264,10 +271,7 @@ class Library:
         if not self.has_syst_details:
             raise InvalidInput(f"mb_syst_details: {self.path.name} has no systematics information (not an MG5 process)")
         n = channels.shape[0]
-        out = RawSystDetails(
-            status=np.zeros(n, np.int32), n_qcd=np.zeros(n, np.int32), ren_scale=np.zeros(n),
-            pdf_pdg=np.zeros((n, 2), np.int32), pdf_x=np.zeros((n, 2)), pdf_q=np.zeros((n, 2)), totfact=np.zeros(n),
-        )
+        out = RawSystDetails.zeros(n)
         if n:
             rc = self._lib.mb_syst_details(
                 n, self._iptr(channels), self._dptr(r), self._iptr(out.n_qcd), self._dptr(out.ren_scale),

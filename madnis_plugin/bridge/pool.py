@@ -323,9 +323,8 @@ class WorkerPool:
             return [np.zeros(n, i), np.zeros(n, i), np.zeros(n, i), np.zeros((n, 2)), np.zeros(n), np.zeros(n),
                     np.zeros((n, ne), i), np.zeros((n, ne, 2), i), np.zeros((n, ne), i), np.zeros((n, ne, 4))]
         if kind == "syst":
-            i = np.int32
-            return [np.zeros(n, i), np.zeros(n, i), np.zeros(n), np.zeros((n, 2), i), np.zeros((n, 2)),
-                    np.zeros((n, 2)), np.zeros(n)]
+            empty = RawSystDetails.zeros(n)
+            return [getattr(empty, f) for f in RAW_SYST_FIELDS]
         nl = max(info.max_record_lines, 1)
         i = np.int32
         return [np.zeros(n, i), np.zeros((n, nl), i), np.zeros((n, nl), i), np.zeros((n, nl, 2), i),

@@ -355,8 +355,7 @@ class Process:
         sy = None
         if syst:
             outs = self.pool.syst_details_many(requests) if requests else []
-            sy = SystDetails(np.zeros(n, i32), np.zeros(n, i32), np.zeros(n), np.zeros((n, 2), i32), np.zeros((n, 2)),
-                             np.zeros((n, 2)), np.zeros(n))
+            sy = SystDetails.zeros(n)
             for (_k, idx), o in zip(index_sets, outs):
                 sy.status[idx], sy.n_qcd[idx] = o.status, o.n_qcd
                 sy.ren_scale[idx], sy.totfact[idx] = o.ren_scale, o.totfact

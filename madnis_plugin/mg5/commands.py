@@ -118,10 +118,14 @@ def _trained_only_lines(me_dir: Path, run: str | None) -> list[str]:
         ckpt = find_checkpoint(me_dir, run)
     except FileNotFoundError:
         return ["no MadNIS run yet (launch with madnis = True, or madnis_train)"]
+    from madnis_plugin.core.channels import RunningStats  # noqa: PLC0415
+
     state = torch.load(ckpt, map_location="cpu", weights_only=False)
     names = state["integrand"]["channel_names"]
     active = state["model"]["active"].tolist()
-    integrals = torch.nanmean(state["stats"]["mean"], dim=0).tolist()
+    stats = RunningStats(len(names), 1)
+    stats.load_state_dict(state["stats"])
+    integrals = stats.integral_mean().tolist()
     known = [x for x, a in zip(integrals, active) if a and math.isfinite(x)]
     total = sum(known) or 1.0
     lines = [f"MadNIS model {ckpt.parent.name}: trained {state['counters']['step']} steps, "

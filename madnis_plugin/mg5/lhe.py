@@ -347,14 +347,9 @@ def fortran_e(x: float, digits: int = 8, width: int = 15) -> str:
     if x == 0.0 or not math.isfinite(x):
         body = f"0.{'0' * digits}E+00" if x == 0.0 else str(x)
         return body.rjust(width)
-    e = math.floor(math.log10(abs(x))) + 1
-    m = round(abs(x) / 10.0**e, digits)
-    if m >= 1.0:  # rounding carried into the next decade
-        m, e = m / 10.0, e + 1
-    elif m < 0.1:  # log10 rounding at a decade boundary
-        m, e = round(m * 10.0, digits), e - 1
-    mant = f"{m:.{digits}f}"[1:] if m < 1.0 else f"{m:.{digits}f}"
-    return f"{'-' if x < 0 else ''}0{mant}E{e:+03d}".rjust(width)
+    # Python's d.ddd…e±XX with `digits` significant digits (rounding carries into the exponent) is 0.dddd…E±(XX+1)
+    mant, exp = f"{abs(x):.{digits - 1}e}".split("e")
+    return f"{'-' if x < 0 else ''}0.{mant.replace('.', '')}E{int(exp) + 1:+03d}".rjust(width)
 
 
 def mgrwt_block(syst, k: int) -> str:
