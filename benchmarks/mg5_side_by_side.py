@@ -255,8 +255,14 @@ def madnis_card_entries(madnis_set: list[str], **extra: str) -> dict[str, str]:
 
 
 def common_card_entries(args: argparse.Namespace) -> dict[str, str]:
-    """Run-card entries shared by the classic and the MadNIS launch."""
-    return {"nevents": str(args.nevents), "iseed": str(args.seed), "use_syst": "False"}
+    """Run-card entries shared by the classic and the MadNIS launch (``--card-set`` entries last, so they win)."""
+    extra = {}
+    for item in getattr(args, "card_set", []):
+        key, sep, val = item.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"--card-set wants KEY=VALUE, got {item!r}")
+        extra[key.strip()] = val.strip()
+    return {"nevents": str(args.nevents), "iseed": str(args.seed), "use_syst": "False", **extra}
 
 
 def add_launch_args(ap: argparse.ArgumentParser) -> None:
@@ -267,6 +273,8 @@ def add_launch_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--procs-root", default="/work/mg5_procs")
     ap.add_argument("--grouped", default="sum", help="MADNIS_MG5_GROUPED for the MadNIS launch")
     ap.add_argument("--madnis-set", nargs="*", default=[], help="extra run-card entries madnis_<key>=value")
+    ap.add_argument("--card-set", nargs="*", default=[],
+                    help="run-card entries KEY=VALUE for both launches (e.g. sde_strategy=2)")
 
 
 def main() -> None:

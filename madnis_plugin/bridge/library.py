@@ -73,6 +73,7 @@ class LibraryInfo:
     channel_diagram: np.ndarray = field(repr=False)
     channel_group: np.ndarray = field(repr=False)
     max_record_lines: int = 0  # mb_event_record_size: external particles + intermediate resonances
+    has_syst_details: bool = False  # the library exports the optional mb_syst_details (MG5 shim: yes)
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,7 @@ class Library:
         max_lines = f.new("int *")
         self._check(lib.mb_event_record_size(max_lines), "mb_event_record_size")
         self._info = LibraryInfo(n_dims, n_ext, n_inc, n_ch, n_sub, sde, pdg, masses, ebeam, lpp, diag, group,
-                                 int(max_lines[0]))
+                                 int(max_lines[0]), self.has_syst_details)
         return self._info
 
     def evaluate(self, channels, r) -> RawEvaluation:

@@ -247,6 +247,7 @@ class Process:
             channel_subprocess=tuple(k for k, sp in enumerate(subs) for _ in range(sp.n_channels)),
             channel_diagram=tuple(d for sp in subs for d in sp.channel_diagram),
         )
+        self._has_syst = all(self.pool.info(k).has_syst_details for k in range(len(specs)))
         self.n_channels = offset
         self.n_dims = max(sp.n_dims for sp in subs)
         self.n_external = max(sp.n_external for sp in subs)
@@ -309,9 +310,9 @@ class Process:
 
     @property
     def has_syst_details(self) -> bool:
-        """Whether :meth:`event_details` can add MadEvent's ``<mgrwt>`` information (``syst=True``): MG5 libraries
-        (the shim exports ``mb_syst_details``), not the reference process."""
-        return self.info.kind in ("mg5-pdir", "mg5-output")
+        """Whether :meth:`event_details` can add MadEvent's ``<mgrwt>`` information (``syst=True``): every library
+        exports ``mb_syst_details`` (the MG5 shim does, whichever way it was opened; the reference process not)."""
+        return self._has_syst
 
     def event_details(self, channels, r, *, record: bool = True, syst: bool = False) -> EventDetails:
         """Per-event details at (``channels``, ``r``), the same points as :meth:`evaluate` takes: the flavours, beam

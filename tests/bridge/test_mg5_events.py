@@ -256,3 +256,7 @@ def test_syst_details_need_use_syst(ppee):
         assert d.syst is None
         with pytest.raises(InvalidInput, match="use_syst"):
             proc.event_details(np.zeros(50, np.int64), r, syst=True)
+        sp = proc.info.subprocesses[0]
+    # the same shim opened as a bare library: the capability follows the exported symbol, not the way it was opened
+    with load_process(sp.library, process_dir=sp.path, n_workers=1) as bare:
+        assert bare.info.kind == "library" and bare.has_syst_details

@@ -113,6 +113,8 @@ def test_deterministic_across_batches_and_workers(reference_so, ref_process):
 def test_null_outputs_and_input_errors(reference_so, ref_process):
     lib = Library(reference_so)
     lib.init("", sde_strategy=1)
+    # the reference exports no mb_syst_details: no <mgrwt> block is promised for it
+    assert not lib.info().has_syst_details and not ref_process.has_syst_details
     f = lib._ffi
     ch = np.zeros(4, np.int32)
     r = np.full((4, 3), 0.4)
