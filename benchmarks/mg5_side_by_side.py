@@ -11,7 +11,7 @@ MG5 itself untouched): first ``False = madnis`` (MadEvent's survey + refine), th
 
 * σ ± error: classic from ``SubProcesses/results.dat`` (what MG5 prints); MadNIS from ``madnis_results.json``;
   both also from the LHE ``<init>`` block.
-* Integrand (matrix-element) calls. MadNIS: ``n_calls_training + n_calls_integration`` of
+* Integrand (matrix-element) calls. MadNIS: ``n_calls_training + n_calls_integration + n_calls_events`` of
   ``Events/run_XX/madnis_results.json`` (with ``MADNIS_MG5_GROUPED=sum`` one call evaluates every (subprocess,
   mirror) with non-zero PDF weight, i.e. up to ``dsig_per_call_max[P]`` = lines of ``P/processes.dat`` (subprocess
   + mirror rows) DSIG evaluations, where MadEvent evaluates one per point). Classic: MadEvent stores no counter (mg5-internals §6);
@@ -320,7 +320,9 @@ def main() -> None:
             else:
                 mr = json.loads((run / "madnis_results.json").read_text())
                 r.update({"cross": mr["cross"], "error": mr["error"],
-                          "calls": int(mr["n_calls_training"]) + int(mr["n_calls_integration"]),
+                          "calls": int(mr["n_calls_training"]) + int(mr["n_calls_integration"])
+                          + int(mr.get("n_calls_events", 0)),
+                          "calls_events": mr.get("n_calls_events"),
                           "calls_training": int(mr["n_calls_training"]),
                           "calls_integration": int(mr["n_calls_integration"]),
                           "unweighting_efficiency": mr["unweighting_efficiency"],

@@ -104,6 +104,17 @@ int mb_event_record_size(int *max_lines);
 int mb_event_record(int n, const int *channels, const double *r, int max_lines, int *n_lines, int *idup,
                     int *istup, int *mothup, int *icolup, double *pup, int *spinup);
 
+/* Optional (ABI 2 extension, the MG5 shim only; look the symbol up before use): mb_event_details, mb_event_record
+ * and (syst = 1) mb_syst_details in one pass, i.e. one matrix-element evaluation per point instead of one per
+ * function; same outputs, same rules (any output pointer may be NULL; the record part is written when n_lines is
+ * not NULL, with max_lines >= mb_event_record_size). With syst = 0 the systematics pointers are ignored; with
+ * syst = 1 it returns MB_ERR_INPUT like mb_syst_details when the process was built with use_syst = False. */
+int mb_event_full(int n, const int *channels, const double *r, int *iproc, int *mirror, double *x1x2, double *scale,
+                  double *alphas, int *pdg, int *icolup, int *helicity, double *momenta_lab, int max_lines,
+                  int *n_lines, int *idup, int *istup, int *mothup, int *rec_icolup, double *pup, int *spinup,
+                  int syst, int *n_qcd, double *ren_scale, int *pdf_pdg, double *pdf_x, double *pdf_q,
+                  double *totfact, int *status);
+
 /* Copy the last error message (NUL-terminated, truncated to len-1). Returns its full length. */
 int mb_last_error(char *buf, int len);
 

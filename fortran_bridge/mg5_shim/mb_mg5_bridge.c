@@ -790,6 +790,36 @@ int mb_event_record(int n, const int *channels, const double *r, int max_lines, 
     return run_points("mb_event_record", 1, n, channels, r, &o);
 }
 
+int mb_event_full(int n, const int *channels, const double *r, int *iproc, int *mirror, double *x1x2, double *scale,
+                  double *alphas, int *pdg, int *icolup, int *helicity, double *momenta_lab, int max_lines,
+                  int *n_lines, int *idup, int *istup, int *mothup, int *rec_icolup, double *pup, int *spinup,
+                  int syst, int *n_qcd, double *ren_scale, int *pdf_pdg, double *pdf_x, double *pdf_q,
+                  double *totfact, int *status) {
+    NEED_INIT();
+    int rec = n_lines != NULL;
+    if (rec && max_lines < max_record_lines()) {
+        set_err("mb_event_full: max_lines = %d < mb_event_record_size = %d", max_lines, max_record_lines());
+        return MB_ERR_INPUT;
+    }
+    /* one mb_f_event per point fills every output the three separate functions would (event_point) */
+    batch_out o = {.status = status, .iproc = iproc, .mirror = mirror, .x1x2 = x1x2, .scale = scale,
+                   .alphas = alphas, .pdg = pdg, .icolup = icolup, .helicity = helicity, .momenta_lab = momenta_lab,
+                   .max_lines = rec ? max_lines : 0, .n_lines = n_lines, .idup = rec ? idup : NULL,
+                   .istup = rec ? istup : NULL, .mothup = rec ? mothup : NULL, .rcol = rec ? rec_icolup : NULL,
+                   .pup = rec ? pup : NULL, .spinup = rec ? spinup : NULL};
+    if (syst) {
+        o.n_qcd = n_qcd, o.ren_scale = ren_scale, o.pdf_pdg = pdf_pdg, o.pdf_x = pdf_x, o.pdf_q = pdf_q;
+        o.totfact = totfact;
+    }
+    int rc = run_points("mb_event_full", 1, n, channels, r, &o);
+    if (rc == MB_OK && syst && o.syst_missing) {
+        set_err("mb_event_full: no systematics information: use_syst is off in this process's run card "
+                "(Cards/run_card.dat, compiled into Source/run_card.inc)");
+        return MB_ERR_INPUT;
+    }
+    return rc;
+}
+
 /* ---- extras, not part of the ABI (diagnostics for tests) ---- */
 /* grouped mode in use (0 sample, 1 sum), whether the directory is grouped, the frozen channel */
 int mbx_mg5_mode(int *sum_mode, int *grouped, int *frozen, int *hel_warmup_passed) {

@@ -74,6 +74,7 @@ class LibraryInfo:
     channel_group: np.ndarray = field(repr=False)
     max_record_lines: int = 0  # mb_event_record_size: external particles + intermediate resonances
     has_syst_details: bool = False  # the library exports the optional mb_syst_details (MG5 shim: yes)
+    has_event_full: bool = False  # the library exports the optional mb_event_full (MG5 shim: yes)
 
 
 @dataclass(frozen=True)
@@ -209,7 +210,7 @@ class Library:
         max_lines = f.new("int *")
         self._check(lib.mb_event_record_size(max_lines), "mb_event_record_size")
         self._info = LibraryInfo(n_dims, n_ext, n_inc, n_ch, n_sub, sde, pdg, masses, ebeam, lpp, diag, group,
-                                 int(max_lines[0]), self.has_syst_details)
+                                 int(max_lines[0]), self.has_syst_details, self._has("mb_event_full"))
         return self._info
 
     def evaluate(self, channels, r) -> RawEvaluation:
@@ -255,14 +256,50 @@ class Library:
             self._check(rc, "mb_event_details")
         return out
 
-    @property
-    def has_syst_details(self) -> bool:
-        """Whether the library exports the optional ``mb_syst_details`` (the MG5 shim does, the reference not)."""
+    def _has(self, symbol: str) -> bool:
         try:
-            getattr(self._lib, "mb_syst_details")
+            getattr(self._lib, symbol)
         except (AttributeError, NotImplementedError):
             return False
         return True
+
+    @property
+    def has_syst_details(self) -> bool:
+        """Whether the library exports the optional ``mb_syst_details`` (the MG5 shim does, the reference not)."""
+        return self._has("mb_syst_details")
+
+    def event_full(self, channels, r, syst: bool = False) -> tuple[RawEventDetails, RawEventRecord,
+                                                                     RawSystDetails | None]:
+        """The optional ``mb_event_full``: :meth:`event_details`, :meth:`event_record` and (``syst``)
+        :meth:`syst_details` of the same points from one matrix-element evaluation per point (same outputs)."""
+        info = self.info()
+        channels, r = check_inputs(channels, r, info.n_dims)
+        if not info.has_event_full:
+            raise InvalidInput(f"mb_event_full: {self.path.name} does not export it (not an MG5 process)")
+        n, ne, nl = channels.shape[0], info.n_external, max(info.max_record_lines, 1)
+        i32 = np.int32
+        d = RawEventDetails(
+            status=np.zeros(n, i32), iproc=np.zeros(n, i32), mirror=np.zeros(n, i32), x1x2=np.zeros((n, 2)),
+            scale=np.zeros(n), alphas=np.zeros(n), pdg=np.zeros((n, ne), i32), icolup=np.zeros((n, ne, 2), i32),
+            helicity=np.zeros((n, ne), i32), momenta_lab=np.zeros((n, ne, 4)),
+        )
+        rec = RawEventRecord(
+            n_lines=np.zeros(n, i32), idup=np.zeros((n, nl), i32), istup=np.zeros((n, nl), i32),
+            mothup=np.zeros((n, nl, 2), i32), icolup=np.zeros((n, nl, 2), i32), pup=np.zeros((n, nl, 5)),
+            spinup=np.zeros((n, nl), i32),
+        )
+        sy = RawSystDetails.zeros(n)
+        if n:
+            I, D = self._iptr, self._dptr  # noqa: N806
+            rc = self._lib.mb_event_full(
+                n, I(channels), D(r), I(d.iproc), I(d.mirror), D(d.x1x2), D(d.scale), D(d.alphas), I(d.pdg),
+                I(d.icolup), I(d.helicity), D(d.momenta_lab), nl, I(rec.n_lines), I(rec.idup), I(rec.istup),
+                I(rec.mothup), I(rec.icolup), D(rec.pup), I(rec.spinup), int(bool(syst)), I(sy.n_qcd),
+                D(sy.ren_scale), I(sy.pdf_pdg), D(sy.pdf_x), D(sy.pdf_q), D(sy.totfact), I(d.status),
+            )
+            self._check(rc, "mb_event_full")
+            sy.status[:] = d.status
+        return d, rec, (sy if syst else None)
 
     def syst_details(self, channels, r) -> RawSystDetails:
         """``mb_syst_details`` on numpy arrays (same input rules as :meth:`evaluate`); :class:`InvalidInput` when the

@@ -128,6 +128,12 @@ def _worker_main(fd: int) -> None:
             elif kind == "syst":
                 out = load(msg[1]).syst_details(msg[2], msg[3])
                 conn.send(("ok", *(getattr(out, f) for f in RAW_SYST_FIELDS)))
+            elif kind in ("full", "full_syst"):
+                d, rec, sy = load(msg[1]).event_full(msg[2], msg[3], syst=kind == "full_syst")
+                arrays = [getattr(d, f) for f in RAW_DETAILS_FIELDS] + [getattr(rec, f) for f in RAW_RECORD_FIELDS]
+                if sy is not None:
+                    arrays += [getattr(sy, f) for f in RAW_SYST_FIELDS]
+                conn.send(("ok", *arrays))
             else:
                 conn.send(("err", "InternalError", f"unknown request {kind!r}"))
         except BridgeError as exc:
@@ -313,8 +319,22 @@ class WorkerPool:
         routed like :meth:`evaluate_many`."""
         return [RawSystDetails(*arrays) for arrays in self._points_many("syst", requests)]
 
+    def event_full_many(self, requests, syst: bool = False) -> list[tuple[RawEventDetails, RawEventRecord,
+                                                                          RawSystDetails | None]]:
+        """The optional ``mb_event_full`` (details + record [+ systematics] from one matrix-element evaluation per
+        point) for several (lib_index, channels, r) requests, routed like :meth:`evaluate_many`."""
+        nd, nr = len(RAW_DETAILS_FIELDS), len(RAW_RECORD_FIELDS)
+        out = []
+        for arrays in self._points_many("full_syst" if syst else "full", requests):
+            sy = RawSystDetails(*arrays[nd + nr:]) if syst else None
+            out.append((RawEventDetails(*arrays[:nd]), RawEventRecord(*arrays[nd:nd + nr]), sy))
+        return out
+
     @staticmethod
     def _empty(kind: str, n: int, info: LibraryInfo) -> list[np.ndarray]:
+        if kind in ("full", "full_syst"):
+            parts = WorkerPool._empty("details", n, info) + WorkerPool._empty("record", n, info)
+            return parts + (WorkerPool._empty("syst", n, info) if kind == "full_syst" else [])
         ne, nc = info.n_external, info.n_channels
         if kind == "eval":
             return [np.zeros((n, ne, 4)), np.zeros(n), np.zeros((n, nc)), np.zeros(n, np.int32)]

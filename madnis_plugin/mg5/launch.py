@@ -180,6 +180,7 @@ class MadnisRun:
         self.auto_stop: AutoStop | None = None
         self.vegas_from_madevent = 0
         self.syst_ok: bool | None = None  # <mgrwt> written (True), unavailable (False), not asked (None)
+        self.n_calls_events = 0  # matrix-element evaluations for the events' details (see _detail_passes)
         self.faked: list[str] = []
 
     # ------------------------------------------------------------------------------------------ process
@@ -420,8 +421,20 @@ class MadnisRun:
                     self.syst_ok = False
             if raw is None:
                 raw = fn(channels, r)
+            self.n_calls_events += len(channels) * self._detail_passes(syst=getattr(raw, "syst", None) is not None)
             given = lhe_mod.details_from_process(raw, sub.n_external, aqed=self.s.aqed)
         return lhe_mod.fallback_details(momenta, sub, aqed=self.s.aqed, aqcd=self.s.aqcd, given=given)
+
+    def _detail_passes(self, syst: bool) -> int:
+        """Matrix-element evaluations per event that :meth:`_details` costs: 1 with the MG5 shim's mb_event_full,
+        else one per bridge function (details, record, systematics); 0 without a bridge (fallback details)."""
+        info = getattr(self.process, "info", None)
+        pool = getattr(self.process, "pool", None)
+        if info is None or pool is None:
+            return 2 + int(syst) if getattr(self.process, "event_details", None) is not None else 0
+        if all(pool.info(k).has_event_full for k in range(len(info.subprocesses))):
+            return 1
+        return 2 + int(syst)
 
     def write(self) -> RunSummary:
         """Write every G directory's results.dat and events.lhe (all or nothing), grids, summary, plots."""
@@ -497,7 +510,7 @@ class MadnisRun:
             channel_errors=[float(x) for x in res.channel_errors],
             checkpoint=str(self.s.checkpoint_path), resumed_from=self.resumed_from,
             auto_stop_history=self.auto_stop.history if self.auto_stop is not None else [],
-            faked_event_fields=self.faked, config=self.cfg.to_dict(),
+            faked_event_fields=self.faked, config=self.cfg.to_dict(), n_calls_events=int(self.n_calls_events),
         )
         if self.faked:
             logger.warning("MadNIS: event record fields filled with fallbacks (the bridge does not provide them): %s",

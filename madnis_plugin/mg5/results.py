@@ -213,6 +213,9 @@ class RunSummary:
     resumed_from: str = ""
     faked_event_fields: list[str] = field(default_factory=list)
     plots: list[str] = field(default_factory=list)
+    # matrix-element evaluations spent on the events handed to MG5 (flavour, colour, helicity, record, <mgrwt>):
+    # one per event with the MG5 shim's mb_event_full, otherwise one per event and bridge function
+    n_calls_events: int = 0
     config: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -249,7 +252,7 @@ def html_section(s: RunSummary, plot_links: Sequence[tuple[str, str]] = ()) -> s
 <tr><td>Unweighting efficiency &epsilon; = &lt;w&gt;/w<sub>max</sub></td><td>{s.unweighting_efficiency:.4f}
  (w<sub>max</sub> with the madnis_unweight_trunc overflow rule, as MadEvent; overweight fraction
  {s.overweight_fraction:.2e}); with w<sub>max</sub> = bootstrap median of maxima: {s.unweighting_efficiency_bootstrap:.4f}</td></tr>
-<tr><td>Matrix-element calls</td><td>{s.n_calls_training} training + {s.n_calls_integration} refine</td></tr>
+<tr><td>Matrix-element calls</td><td>{s.n_calls_training} training + {s.n_calls_integration} refine + {s.n_calls_events} event details</td></tr>
 <tr><td>Training</td><td>{s.n_steps} steps, {s.train_time_s:.1f} s; sampling {s.sample_time_s:.1f} s</td></tr>
 <tr><td>Events</td><td>{s.n_weighted} weighted &rarr; {s.n_handed_to_mg5} to MG5's unweighting &rarr;
  {s.nevents_requested} requested</td></tr>

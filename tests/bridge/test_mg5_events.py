@@ -260,3 +260,34 @@ def test_syst_details_need_use_syst(ppee):
     # the same shim opened as a bare library: the capability follows the exported symbol, not the way it was opened
     with load_process(sp.library, process_dir=sp.path, n_workers=1) as bare:
         assert bare.info.kind == "library" and bare.has_syst_details
+
+
+def test_event_full_equals_the_separate_passes(www):
+    """mb_event_full (one matrix-element evaluation per point) gives exactly what mb_event_details and
+    mb_event_record give point by point (grouped u d~ / c s~ directory: flavour, mirror, colour, helicity choices),
+    and Process.event_details takes that one pass for MG5 libraries."""
+    from madnis_plugin.bridge.library import RAW_DETAILS_FIELDS, RAW_RECORD_FIELDS
+
+    rng = np.random.default_rng(9)
+    with load_process(www, n_workers=1) as proc:
+        assert all(proc.pool.info(k).has_event_full for k in range(len(proc.info.subprocesses)))
+        ch = np.sort(rng.integers(0, proc.n_channels, 120))
+        r = rng.random((120, proc.n_dims))
+        requests = [(0, ch, r)]
+        (d_full, rec_full, sy_full), = proc.pool.event_full_many(requests)
+        (d_sep,) = proc.pool.event_details_many(requests)
+        (rec_sep,) = proc.pool.event_record_many(requests)
+        assert sy_full is None
+        assert np.count_nonzero(d_sep.status == 0) > 60
+        for f in RAW_DETAILS_FIELDS:
+            assert np.array_equal(getattr(d_full, f), getattr(d_sep, f)), f
+        for f in RAW_RECORD_FIELDS:
+            assert np.array_equal(getattr(rec_full, f), getattr(rec_sep, f)), f
+        # the Process path: same details and record as the separate passes
+        det = proc.event_details(ch, r)
+        assert np.array_equal(det.helicity, d_sep.helicity) and np.array_equal(det.record.pup, rec_sep.pup)
+        # asking for <mgrwt> of a process built without use_syst names the run-card entry, also in one pass
+        from madnis_plugin.bridge.errors import InvalidInput
+
+        with pytest.raises(InvalidInput, match="use_syst"):
+            proc.pool.event_full_many(requests, syst=True)

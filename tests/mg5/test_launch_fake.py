@@ -48,6 +48,7 @@ def test_run_writes_everything_mg5_reads(proc_dir, fake_factory):
     assert (proc_dir / "Events" / "run_01" / CHECKPOINT_NAME).is_file()
     js = json.loads((proc_dir / "Events" / "run_01" / "madnis_results.json").read_text())
     assert js["cross"] == summary.cross and len(js["channel_integrals"]) == 5
+    assert js["n_calls_events"] == 0  # this fake has no bridge event details: nothing evaluated for the events
     assert {p.split("/")[-1] for p in js["plots"]} >= {"madnis_loss.png", "madnis_weights.png", "madnis_channels.png"}
     assert "flavour (representative subprocess)" in summary.faked_event_fields
     ev = lhe.read_events(gd[0] / "events.lhe")[0]
@@ -211,6 +212,8 @@ def test_events_carry_the_bridge_details(proc_dir):
 
     summary = MadnisRun(_settings(proc_dir), process_factory=factory).run()
     assert summary.faked_event_fields == []
+    # without mb_event_full, details and record are two bridge passes per event handed to MG5, and are counted
+    assert summary.n_calls_events == 2 * summary.n_handed_to_mg5 > 0
     evs = lhe.read_events(proc_dir / "SubProcesses" / "P1_qq_ll" / "G1" / "events.lhe")
     assert evs
     for e in evs[:50]:

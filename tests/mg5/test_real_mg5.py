@@ -7,6 +7,7 @@ Skipped unless MG5_HOME is set (tests/conftest.py). Process directories are made
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import random
 import re
@@ -134,6 +135,10 @@ def test_launch_ppee_with_and_without_madnis(mg5, plugin_env, tmp_path):
     xs = float(re.search(r"Cross-section :\s+([\d.eE+-]+)", log.split("combine_events")[-1]).group(1))
     assert 780 < xs < 900  # classic MadEvent: 842.2 +- 5.1 pb with the default cards
     assert (ev / "madnis_checkpoint.pt").is_file() and (ev / "madnis_results.json").is_file()
+    js = json.loads((ev / "madnis_results.json").read_text())
+    # the events' details (flavour, colour, helicity, record, <mgrwt>) cost one matrix-element pass per event
+    # (mb_event_full), and are counted
+    assert js["n_calls_events"] == js["n_handed_to_mg5"] > 0
     assert "MadNIS" in (out / "HTML" / "run_01" / "results.html").read_text()
     assert "internal.madevent_interface" not in (plugdir / "trace.txt").read_text()  # the MG5-shell route
     # the event record comes from the bridge (ABI 2): all flavours and both beam orders, Z lines, lab boost,
