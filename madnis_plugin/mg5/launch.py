@@ -425,6 +425,18 @@ class MadnisRun:
             given = lhe_mod.details_from_process(raw, sub.n_external, aqed=self.s.aqed)
         return lhe_mod.fallback_details(momenta, sub, aqed=self.s.aqed, aqcd=self.s.aqcd, given=given)
 
+    def _handover_threshold(self, res: SampleResult) -> float:
+        """Partial-unweighting threshold for the events handed to MG5: w_max, raised to Σ|w| / (event_factor ×
+        nevents) when the sample holds more than that many unweighted events (then every handed event carries that
+        weight), so MG5 gets about event_factor × nevents candidates, as from MadEvent's refine, and no event's
+        details (one matrix-element pass each) are computed for MG5 to throw away. Unbiased for any threshold."""
+        thr = float(res.w_max)
+        total = float(np.abs(res.weight).sum())
+        want = self.events_wanted
+        if thr > 0 and want > 0 and total / thr > want:
+            thr = total / want
+        return thr
+
     def _detail_passes(self, syst: bool) -> int:
         """Matrix-element evaluations per event that :meth:`_details` costs: 1 with the MG5 shim's mb_event_full,
         else one per bridge function (details, record, systematics); 0 without a bridge (fallback details)."""
@@ -444,7 +456,8 @@ class MadnisRun:
         rng = np.random.default_rng(self.cfg.seed + 23)
         n_ch = self.integrand.n_channels
         active = self.trainer.model.active.cpu().numpy().astype(bool)
-        kept_idx, kept_w = lhe_mod.partial_unweight(res.weight, res.w_max, rng)
+        threshold = self._handover_threshold(res)
+        kept_idx, kept_w = lhe_mod.partial_unweight(res.weight, threshold, rng)
         kept_gdir: dict[tuple[str, str], list[int]] = {}
         for j, i in enumerate(kept_idx):
             gd = cmap.gdir_of(int(res.channels[i]))
@@ -473,7 +486,7 @@ class MadnisRun:
                 ci = [c for c in chans if active[c]]
                 gres = gresult_from_channels(
                     res.channel_integrals[ci], res.channel_errors[ci], res.channel_abs_integrals[ci],
-                    res.channel_points[chans], n_written, res.w_max, res.efficiency, res.w_max, timing,
+                    res.channel_points[chans], n_written, threshold, res.efficiency, res.w_max, timing,
                 )
                 group.stage(gpath / "results.dat", format_results_dat(gres), compress=False)
                 if events_text:
