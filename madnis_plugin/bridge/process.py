@@ -248,6 +248,7 @@ class Process:
             channel_diagram=tuple(d for sp in subs for d in sp.channel_diagram),
         )
         self._has_syst = all(self.pool.info(k).has_syst_details for k in range(len(specs)))
+        self._has_event_full = all(self.pool.info(k).has_event_full for k in range(len(specs)))
         self.n_channels = offset
         self.n_dims = max(sp.n_dims for sp in subs)
         self.n_external = max(sp.n_external for sp in subs)
@@ -314,6 +315,14 @@ class Process:
         exports ``mb_syst_details`` (the MG5 shim does, whichever way it was opened; the reference process not)."""
         return self._has_syst
 
+    def event_detail_passes(self, *, record: bool = True, syst: bool = False) -> int:
+        """Matrix-element evaluations per point that :meth:`event_details` costs with these options: 1 where every
+        library exports ``mb_event_full`` (the MG5 shim), else one per bridge function called (details, record,
+        systematics)."""
+        if self._has_event_full:
+            return 1
+        return 1 + int(record) + int(syst)
+
     def event_details(self, channels, r, *, record: bool = True, syst: bool = False) -> EventDetails:
         """Per-event details at (``channels``, ``r``), the same points as :meth:`evaluate` takes: the flavours, beam
         mirror, colour flow and helicities chosen for each point, x1/x2, the scale and αs the matrix element used,
@@ -336,7 +345,7 @@ class Process:
         helicity = np.zeros((n, ne), i32)
         mom = np.zeros((n, ne, 4))
         full = None
-        if record and requests and all(self.pool.info(k).has_event_full for k in range(len(self.info.subprocesses))):
+        if requests and (record or syst) and self._has_event_full:
             # MG5 shim: details, record and systematics from one matrix-element evaluation per point
             full = self.pool.event_full_many(requests, syst=syst)
             outs = [f[0] for f in full]

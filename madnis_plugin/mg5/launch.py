@@ -421,6 +421,7 @@ class MadnisRun:
                     self.syst_ok = False
             if raw is None:
                 raw = fn(channels, r)
+            # counted like any other integrand call (MadEvent writes its events from the integration points)
             self.n_calls_events += len(channels) * self._detail_passes(syst=getattr(raw, "syst", None) is not None)
             given = lhe_mod.details_from_process(raw, sub.n_external, aqed=self.s.aqed)
         return lhe_mod.fallback_details(momenta, sub, aqed=self.s.aqed, aqcd=self.s.aqcd, given=given)
@@ -438,14 +439,11 @@ class MadnisRun:
         return thr
 
     def _detail_passes(self, syst: bool) -> int:
-        """Matrix-element evaluations per event that :meth:`_details` costs: 1 with the MG5 shim's mb_event_full,
-        else one per bridge function (details, record, systematics); 0 without a bridge (fallback details)."""
-        info = getattr(self.process, "info", None)
-        pool = getattr(self.process, "pool", None)
-        if info is None or pool is None:
-            return 2 + int(syst) if getattr(self.process, "event_details", None) is not None else 0
-        if all(pool.info(k).has_event_full for k in range(len(info.subprocesses))):
-            return 1
+        """Matrix-element evaluations per event that :meth:`_details` costs (the process says; a process without
+        ``event_detail_passes`` is taken to call one bridge function per part: details, record, systematics)."""
+        passes = getattr(self.process, "event_detail_passes", None)
+        if passes is not None:
+            return int(passes(record=True, syst=syst))
         return 2 + int(syst)
 
     def write(self) -> RunSummary:

@@ -271,6 +271,7 @@ def test_event_full_equals_the_separate_passes(www):
     rng = np.random.default_rng(9)
     with load_process(www, n_workers=1) as proc:
         assert all(proc.pool.info(k).has_event_full for k in range(len(proc.info.subprocesses)))
+        assert proc.event_detail_passes(record=True, syst=True) == 1
         ch = np.sort(rng.integers(0, proc.n_channels, 120))
         r = rng.random((120, proc.n_dims))
         requests = [(0, ch, r)]

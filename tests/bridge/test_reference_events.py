@@ -115,6 +115,8 @@ def test_null_outputs_and_input_errors(reference_so, ref_process):
     lib.init("", sde_strategy=1)
     # the reference exports no mb_syst_details: no <mgrwt> block is promised for it
     assert not lib.info().has_syst_details and not ref_process.has_syst_details
+    # nor mb_event_full: details and record are two passes there
+    assert not lib.info().has_event_full and ref_process.event_detail_passes(record=True) == 2
     f = lib._ffi
     ch = np.zeros(4, np.int32)
     r = np.full((4, 3), 0.4)

@@ -49,7 +49,7 @@ def test_run_writes_everything_mg5_reads(proc_dir, fake_factory):
     assert (proc_dir / "Events" / "run_01" / CHECKPOINT_NAME).is_file()
     js = json.loads((proc_dir / "Events" / "run_01" / "madnis_results.json").read_text())
     assert js["cross"] == summary.cross and len(js["channel_integrals"]) == 5
-    assert js["n_calls_events"] == 0  # this fake has no bridge event details: nothing evaluated for the events
+    assert js["n_calls_events"] == 0  # this fake has no event_details: fallback details, nothing evaluated
     assert {p.split("/")[-1] for p in js["plots"]} >= {"madnis_loss.png", "madnis_weights.png", "madnis_channels.png"}
     assert "flavour (representative subprocess)" in summary.faked_event_fields
     ev = lhe.read_events(gd[0] / "events.lhe")[0]
