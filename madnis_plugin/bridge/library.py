@@ -106,6 +106,13 @@ class RawEventDetails:
     helicity: np.ndarray
     momenta_lab: np.ndarray
 
+    @classmethod
+    def zeros(cls, n: int, n_external: int) -> "RawEventDetails":
+        """All-zero outputs for n points (int32 but x1x2, scale, alphas, momenta_lab)."""
+        i, ne = np.int32, n_external
+        return cls(np.zeros(n, i), np.zeros(n, i), np.zeros(n, i), np.zeros((n, 2)), np.zeros(n), np.zeros(n),
+                   np.zeros((n, ne), i), np.zeros((n, ne, 2), i), np.zeros((n, ne), i), np.zeros((n, ne, 4)))
+
 
 @dataclass(frozen=True)
 class RawEventRecord:
@@ -119,6 +126,13 @@ class RawEventRecord:
     icolup: np.ndarray
     pup: np.ndarray
     spinup: np.ndarray
+
+    @classmethod
+    def zeros(cls, n: int, max_lines: int) -> "RawEventRecord":
+        """All-zero outputs for n points of ``max_lines`` lines (int32 but pup)."""
+        i, nl = np.int32, max_lines
+        return cls(np.zeros(n, i), np.zeros((n, nl), i), np.zeros((n, nl), i), np.zeros((n, nl, 2), i),
+                   np.zeros((n, nl, 2), i), np.zeros((n, nl, 5)), np.zeros((n, nl), i))
 
 
 @dataclass(frozen=True)
@@ -239,13 +253,8 @@ class Library:
         """``mb_event_details`` on numpy arrays (same input rules as :meth:`evaluate`)."""
         info = self.info()
         channels, r = check_inputs(channels, r, info.n_dims)
-        n, ne = channels.shape[0], info.n_external
-        out = RawEventDetails(
-            status=np.zeros(n, np.int32), iproc=np.zeros(n, np.int32), mirror=np.zeros(n, np.int32),
-            x1x2=np.zeros((n, 2)), scale=np.zeros(n), alphas=np.zeros(n), pdg=np.zeros((n, ne), np.int32),
-            icolup=np.zeros((n, ne, 2), np.int32), helicity=np.zeros((n, ne), np.int32),
-            momenta_lab=np.zeros((n, ne, 4)),
-        )
+        n = channels.shape[0]
+        out = RawEventDetails.zeros(n, info.n_external)
         if n:
             rc = self._lib.mb_event_details(
                 n, self._iptr(channels), self._dptr(r), self._iptr(out.iproc), self._iptr(out.mirror),
@@ -276,19 +285,8 @@ class Library:
         channels, r = check_inputs(channels, r, info.n_dims)
         if not info.has_event_full:
             raise InvalidInput(f"mb_event_full: {self.path.name} does not export it (not an MG5 process)")
-        n, ne, nl = channels.shape[0], info.n_external, max(info.max_record_lines, 1)
-        i32 = np.int32
-        d = RawEventDetails(
-            status=np.zeros(n, i32), iproc=np.zeros(n, i32), mirror=np.zeros(n, i32), x1x2=np.zeros((n, 2)),
-            scale=np.zeros(n), alphas=np.zeros(n), pdg=np.zeros((n, ne), i32), icolup=np.zeros((n, ne, 2), i32),
-            helicity=np.zeros((n, ne), i32), momenta_lab=np.zeros((n, ne, 4)),
-        )
-        rec = RawEventRecord(
-            n_lines=np.zeros(n, i32), idup=np.zeros((n, nl), i32), istup=np.zeros((n, nl), i32),
-            mothup=np.zeros((n, nl, 2), i32), icolup=np.zeros((n, nl, 2), i32), pup=np.zeros((n, nl, 5)),
-            spinup=np.zeros((n, nl), i32),
-        )
-        sy = RawSystDetails.zeros(n)
+        n, nl = channels.shape[0], max(info.max_record_lines, 1)
+        d, rec, sy = RawEventDetails.zeros(n, info.n_external), RawEventRecord.zeros(n, nl), RawSystDetails.zeros(n)
         if n:
             I, D = self._iptr, self._dptr  # noqa: N806
             rc = self._lib.mb_event_full(
@@ -324,11 +322,7 @@ class Library:
         info = self.info()
         channels, r = check_inputs(channels, r, info.n_dims)
         n, nl = channels.shape[0], max(info.max_record_lines, 1)
-        out = RawEventRecord(
-            n_lines=np.zeros(n, np.int32), idup=np.zeros((n, nl), np.int32), istup=np.zeros((n, nl), np.int32),
-            mothup=np.zeros((n, nl, 2), np.int32), icolup=np.zeros((n, nl, 2), np.int32), pup=np.zeros((n, nl, 5)),
-            spinup=np.zeros((n, nl), np.int32),
-        )
+        out = RawEventRecord.zeros(n, nl)
         if n:
             rc = self._lib.mb_event_record(
                 n, self._iptr(channels), self._dptr(r), nl, self._iptr(out.n_lines), self._iptr(out.idup),

@@ -332,23 +332,21 @@ class WorkerPool:
 
     @staticmethod
     def _empty(kind: str, n: int, info: LibraryInfo) -> list[np.ndarray]:
-        if kind in ("full", "full_syst"):
-            parts = WorkerPool._empty("details", n, info) + WorkerPool._empty("record", n, info)
-            return parts + (WorkerPool._empty("syst", n, info) if kind == "full_syst" else [])
-        ne, nc = info.n_external, info.n_channels
+        """All-zero output arrays of a request kind, in the order the worker sends them."""
         if kind == "eval":
+            ne, nc = info.n_external, info.n_channels
             return [np.zeros((n, ne, 4)), np.zeros(n), np.zeros((n, nc)), np.zeros(n, np.int32)]
-        if kind == "details":
-            i = np.int32
-            return [np.zeros(n, i), np.zeros(n, i), np.zeros(n, i), np.zeros((n, 2)), np.zeros(n), np.zeros(n),
-                    np.zeros((n, ne), i), np.zeros((n, ne, 2), i), np.zeros((n, ne), i), np.zeros((n, ne, 4))]
-        if kind == "syst":
-            empty = RawSystDetails.zeros(n)
-            return [getattr(empty, f) for f in RAW_SYST_FIELDS]
-        nl = max(info.max_record_lines, 1)
-        i = np.int32
-        return [np.zeros(n, i), np.zeros((n, nl), i), np.zeros((n, nl), i), np.zeros((n, nl, 2), i),
-                np.zeros((n, nl, 2), i), np.zeros((n, nl, 5)), np.zeros((n, nl), i)]
+        parts = []
+        if kind in ("details", "full", "full_syst"):
+            d = RawEventDetails.zeros(n, info.n_external)
+            parts += [getattr(d, f) for f in RAW_DETAILS_FIELDS]
+        if kind in ("record", "full", "full_syst"):
+            rec = RawEventRecord.zeros(n, max(info.max_record_lines, 1))
+            parts += [getattr(rec, f) for f in RAW_RECORD_FIELDS]
+        if kind in ("syst", "full_syst"):
+            sy = RawSystDetails.zeros(n)
+            parts += [getattr(sy, f) for f in RAW_SYST_FIELDS]
+        return parts
 
     def _points_many(self, kind: str, requests) -> list[list[np.ndarray]]:
         """Cut per-point requests into worker tasks (frozen libraries: one channel per task), run them, and

@@ -344,13 +344,15 @@ class Process:
         icolup = np.zeros((n, ne, 2), i32)
         helicity = np.zeros((n, ne), i32)
         mom = np.zeros((n, ne, 4))
-        full = None
-        if requests and (record or syst) and self._has_event_full:
+        if not requests:
+            outs, recs, systs = [], [], []
+        elif (record or syst) and self._has_event_full:
             # MG5 shim: details, record and systematics from one matrix-element evaluation per point
-            full = self.pool.event_full_many(requests, syst=syst)
-            outs = [f[0] for f in full]
-        else:
-            outs = self.pool.event_details_many(requests) if requests else []
+            outs, recs, systs = (list(x) for x in zip(*self.pool.event_full_many(requests, syst=syst)))
+        else:  # one bridge pass per part (see event_detail_passes)
+            outs = self.pool.event_details_many(requests)
+            recs = self.pool.event_record_many(requests) if record else []
+            systs = self.pool.syst_details_many(requests) if syst else []
         for (k, idx), o in zip(index_sets, outs):
             m = self.info.subprocesses[k].n_external
             status[idx], subproc[idx], iproc[idx], mirror[idx] = o.status, k, o.iproc, o.mirror
@@ -358,10 +360,6 @@ class Process:
             pdg[idx, :m], icolup[idx, :m], helicity[idx, :m], mom[idx, :m] = o.pdg, o.icolup, o.helicity, o.momenta_lab
         rec = None
         if record:
-            if full is not None:
-                recs = [f[1] for f in full]
-            else:
-                recs = self.pool.event_record_many(requests) if requests else []
             nl = max([1] + [self.pool.info(k).max_record_lines for k in range(len(self.info.subprocesses))])
             rec = EventRecord(np.zeros(n, i32), np.zeros((n, nl), i32), np.zeros((n, nl), i32),
                               np.zeros((n, nl, 2), i32), np.zeros((n, nl, 2), i32), np.zeros((n, nl, 5)),
@@ -373,12 +371,8 @@ class Process:
                 rec.mothup[idx, :L], rec.icolup[idx, :L], rec.pup[idx, :L] = o.mothup, o.icolup, o.pup
         sy = None
         if syst:
-            if full is not None:
-                outs = [f[2] for f in full]
-            else:
-                outs = self.pool.syst_details_many(requests) if requests else []
             sy = SystDetails.zeros(n)
-            for (_k, idx), o in zip(index_sets, outs):
+            for (_k, idx), o in zip(index_sets, systs):
                 sy.status[idx], sy.n_qcd[idx] = o.status, o.n_qcd
                 sy.ren_scale[idx], sy.totfact[idx] = o.ren_scale, o.totfact
                 sy.pdf_pdg[idx], sy.pdf_x[idx], sy.pdf_q[idx] = o.pdf_pdg, o.pdf_x, o.pdf_q
