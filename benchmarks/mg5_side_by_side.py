@@ -257,7 +257,7 @@ def madnis_card_entries(madnis_set: list[str], **extra: str) -> dict[str, str]:
 def common_card_entries(args: argparse.Namespace) -> dict[str, str]:
     """Run-card entries shared by the classic and the MadNIS launch (``--card-set`` entries last, so they win)."""
     extra = {}
-    for item in getattr(args, "card_set", []):
+    for item in args.card_set:
         key, sep, val = item.partition("=")
         if not sep or not key.strip():
             raise SystemExit(f"--card-set wants KEY=VALUE, got {item!r}")
